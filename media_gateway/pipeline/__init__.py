@@ -1,0 +1,1 @@
+"""The speech pipeline seam: bus interface, in-process and Kafka buses, speech workers."""

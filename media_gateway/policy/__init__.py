@@ -1,0 +1,1 @@
+"""Policy decisions: engine interface, OPA over HTTP, in-process Rego, and the Rego policies."""

@@ -1,0 +1,1 @@
+"""Realtime protocol engine: event models, session state, turns and responses (transport-agnostic)."""

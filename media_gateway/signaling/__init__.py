@@ -1,0 +1,1 @@
+"""REST signaling: client secrets, session bootstrap, calls (SDP) and OpenAI-shaped errors."""

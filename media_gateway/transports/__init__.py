@@ -1,0 +1,1 @@
+"""Transports that carry realtime events and audio: WebSocket and WebRTC."""
