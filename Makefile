@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv if missing, install, migrate, create a development key, serve on 127.0.0.1:8000
+#   make test   install everything the suite needs (system packages included), then lint, type-check, test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install system-packages lint typecheck pytest clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/media-gateway migrate
+	$(BIN)/media-gateway keys create --name development --output-file --if-missing
+	$(BIN)/media-gateway serve
+
+system-packages:
+	bash scripts/install-system-packages.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: system-packages $(STAMP) lint typecheck
+	bash scripts/install-opa.sh > /dev/null
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

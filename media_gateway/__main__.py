@@ -1,0 +1,3 @@
+from media_gateway.cli import main
+
+raise SystemExit(main())

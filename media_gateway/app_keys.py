@@ -1,0 +1,26 @@
+"""Typed keys for the objects the composition root stores on the aiohttp application.
+
+Handlers read their dependencies through these keys instead of importing globals; `app.build_app`
+is the only place that sets them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from media_gateway.observability.metrics import Metrics
+    from media_gateway.persistence.database import Database
+    from media_gateway.persistence.repositories import Repositories
+    from media_gateway.pipeline.bus import Bus
+    from media_gateway.policy.engine import PolicyEngine
+    from media_gateway.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+DATABASE: web.AppKey[Database] = web.AppKey("database")
+REPOSITORIES: web.AppKey[Repositories] = web.AppKey("repositories")
+POLICY: web.AppKey[PolicyEngine] = web.AppKey("policy")
+BUS: web.AppKey[Bus] = web.AppKey("bus")

@@ -1,0 +1,201 @@
+"""The `media-gateway` command: serve, migrate, and manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from media_gateway import __version__
+from media_gateway.credentials import (
+    digests_match,
+    display_prefix,
+    generate_api_key,
+    hash_credential,
+    looks_like_api_key,
+)
+from media_gateway.observability.logging import configure_logging, get_logger
+from media_gateway.persistence.database import Database
+from media_gateway.persistence.errors import AmbiguousRecord
+from media_gateway.persistence.migrate import DatabaseNotMigrated, require_migrated, upgrade_to_head
+from media_gateway.persistence.repositories import ApiKeyRecord, ApiKeyRepository, Repositories
+from media_gateway.settings import Settings, SettingsError, load_settings
+
+DEFAULT_SCOPES = ("realtime",)
+EXIT_USAGE = 2
+
+log = get_logger("media_gateway.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="media-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="run the gateway (the database must be migrated)")
+    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+
+    keys = commands.add_parser("keys", help="manage server API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="a label for the key, e.g. the backend that uses it")
+    create.add_argument(
+        "--scopes",
+        default=",".join(DEFAULT_SCOPES),
+        help="comma-separated policy scopes (default: %(default)s)",
+    )
+    create.add_argument(
+        "--output-file",
+        nargs="?",
+        const="",
+        help="write the key to this file (mode 0600) instead of printing it; without a value, to "
+        "MEDIA_GATEWAY_DEV_KEY_FILE",
+    )
+    create.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="with --output-file: keep the key already in the file if it is still valid",
+    )
+    key_commands.add_parser("list", help="list keys (never their values)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id or display prefix")
+    revoke.add_argument("key", help="the key id (key_…) or its display prefix (sk_…)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+            print(f"database migrated ({settings.database_url.split('://', 1)[0]})")
+            return 0
+        return asyncio.run(_keys(settings, args))
+    except DatabaseNotMigrated as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _serve(settings: Settings) -> int:
+    from media_gateway.app import build_app  # the app pulls in aiohttp routes; keep `keys` start-up fast
+
+    asyncio.run(_check_migrated(settings))
+    app = build_app(settings)
+    log.info("gateway.starting", host=settings.host, port=settings.port, version=__version__)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,  # observe_middleware writes one structured line per request
+        print=lambda message: log.info("gateway.listening", detail=message.strip()),
+        handle_signals=True,
+    )
+    log.info("gateway.stopped")
+    return 0
+
+
+async def _check_migrated(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    try:
+        await require_migrated(database)
+    finally:
+        await database.dispose()
+
+
+async def _migrate(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    try:
+        await upgrade_to_head(database)
+    finally:
+        await database.dispose()
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    database = Database(settings.database_url)
+    try:
+        await require_migrated(database)
+        keys = Repositories.from_database(database).api_keys
+        if args.keys_command == "create":
+            output_file = None
+            if args.output_file is not None:
+                output_file = Path(args.output_file) if args.output_file else settings.dev_key_file
+            scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
+            if output_file is not None and args.if_missing:
+                existing = await _valid_key_in_file(output_file, keys)
+                if existing is not None:
+                    print(f"API key {existing.prefix}… kept in {output_file}")
+                    return 0
+            value = generate_api_key()
+            record = await keys.create(
+                name=args.name, scopes=scopes, key_hash=hash_credential(value), prefix=display_prefix(value)
+            )
+            if output_file is not None:
+                _write_secret_file(output_file, value)
+                print(f"created key {record.id} ({record.prefix}…) and stored it in {output_file}")
+            else:
+                print(value)
+                print(f"created key {record.id}; it is shown once, store it now", file=sys.stderr)
+            return 0
+        if args.keys_command == "list":
+            for record in await keys.list():
+                print(json.dumps(_describe(record)))
+            return 0
+        try:
+            record_or_none = await keys.revoke(args.key)
+        except AmbiguousRecord:
+            print(f"{args.key!r} matches several keys; revoke by id (key_…) instead", file=sys.stderr)
+            return 1
+        if record_or_none is None:
+            print(f"no key {args.key!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {record_or_none.id} ({record_or_none.prefix}…)")
+        return 0
+    finally:
+        await database.dispose()
+
+
+async def _valid_key_in_file(path: Path, keys: ApiKeyRepository) -> ApiKeyRecord | None:
+    try:
+        value = path.read_text(encoding="utf-8").strip()  # noqa: ASYNC240 - one small file, in a CLI
+    except FileNotFoundError:
+        return None
+    if not looks_like_api_key(value):
+        return None
+    record = await keys.get_by_hash(hash_credential(value))
+    if record is None or record.revoked_at is not None or not digests_match(record.key_hash, value):
+        return None
+    return record
+
+
+def _write_secret_file(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+
+
+def _describe(record: ApiKeyRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "scopes": list(record.scopes),
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
+    }

@@ -1,0 +1,111 @@
+"""HTTP observability: request ids, access log lines, request metrics, and the /health, /ready and
+/metrics endpoints."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from media_gateway.app_keys import BUS, DATABASE, METRICS, POLICY
+from media_gateway.observability.logging import bind_context, get_logger
+from media_gateway.signaling.errors import Handler
+
+log = get_logger("media_gateway.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+UNMATCHED_ROUTE = "unmatched"
+
+
+def route_template(request: web.Request) -> str:
+    """The route's template (`/v1/realtime/calls/{call_id}`), never the raw path, to bound label sets."""
+    match_info = request.match_info
+    if getattr(match_info, "http_exception", None) is not None:
+        return UNMATCHED_ROUTE
+    route = match_info.route
+    resource = route.resource
+    if resource is None:
+        return UNMATCHED_ROUTE
+    return resource.canonical
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost middleware: bind a request id to the log context, time the request, count it."""
+    supplied = request.headers.get("x-request-id", "")
+    request_id = supplied if _REQUEST_ID.match(supplied) else f"req_{uuid.uuid4().hex}"
+    structlog.contextvars.clear_contextvars()
+    bind_context(request_id=request_id)
+    metrics = request.app[METRICS].http
+    route = route_template(request)
+    started = time.perf_counter()
+    status = 500
+    metrics.in_flight.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["x-request-id"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.dec()
+        labels = {"method": request.method, "route": route, "status": str(status)}
+        metrics.requests.labels(**labels).inc()
+        metrics.latency.labels(**labels).observe(elapsed)
+        # The path only: query strings may carry credentials or call ids we don't want indexed.
+        log.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            remote=request.remote,
+        )
+
+
+async def health(_request: web.Request) -> web.Response:
+    """Liveness: the process answers. No I/O, so a slow database never restarts a healthy gateway."""
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the database answers, the bus runs and the policy engine decides."""
+    checks: dict[str, Any] = {}
+    database = request.app.get(DATABASE)
+    try:
+        if database is None:
+            raise RuntimeError("not started")
+        await database.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    bus = request.app.get(BUS)
+    checks["bus"] = "ok" if bus is not None and bus.ready() else "unavailable"
+    policy = request.app.get(POLICY)
+    try:
+        policy_ok = policy is not None and await policy.ready()
+    except Exception:
+        policy_ok = False
+    checks["policy"] = "ok" if policy_ok else "unavailable"
+    not_ready = sorted(name for name, state in checks.items() if state != "ok")
+    body = {"status": "ready" if not not_ready else "not_ready", "checks": checks, "not_ready": not_ready}
+    return web.json_response(body, status=200 if not not_ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    payload, content_type = request.app[METRICS].render()
+    response = web.Response(body=payload)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,110 @@
+"""Typed settings read from `MEDIA_GATEWAY_*` environment variables and an optional `.env` file.
+
+The defaults are the embedded ones: a SQLite file under `./var/`, the in-process bus and policy engine,
+and a listener on 127.0.0.1:8000. `.env.example` documents every field below; keep the two in step
+(a test compares them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MEDIA_GATEWAY_"
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway. Field names map to `MEDIA_GATEWAY_<NAME>` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- HTTP listener -------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server (0 picks a free one).")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted HTTP request body; larger ones get 413."
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0, gt=0, description="Grace period for open requests and sessions on SIGTERM/SIGINT."
+    )
+
+    # --- Persistence ---------------------------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite+aiosqlite:///var/gateway.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB.",
+    )
+
+    # --- Pipeline bus --------------------------------------------------------------------------------
+    bus: Literal["inprocess"] = Field(
+        "inprocess", description="Speech pipeline bus (the Kafka bus arrives with the OVOS worker)."
+    )
+
+    # --- Policy --------------------------------------------------------------------------------------
+    policy_engine: Literal["inprocess", "opa"] = Field(
+        "inprocess", description="Where Rego policies are evaluated: in-process, or an OPA sidecar."
+    )
+    opa_url: str | None = Field(
+        None, description="Base URL of the OPA server; required when policy_engine=opa."
+    )
+    opa_timeout_seconds: float = Field(0.5, gt=0, le=30, description="Timeout of one OPA decision call.")
+
+    # --- Client secrets and sessions ----------------------------------------------------------------
+    default_model: str = Field("gpt-realtime", description="Model used when a client names none.")
+    max_connections_per_secret: int = Field(
+        1, ge=1, description="Live realtime connections one ek_ client secret may hold at a time."
+    )
+
+    # --- Logging -------------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json for machines, console for people."
+    )
+
+    # --- Development conveniences -------------------------------------------------------------------
+    dev_key_file: Path = Field(
+        Path("var/dev-api-key"),
+        description="Where `make run` stores the development API key it creates on first start (mode 0600).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _dependent_fields(self) -> Settings:
+        if self.policy_engine == "opa" and not self.opa_url:
+            raise ValueError("MEDIA_GATEWAY_OPA_URL is required when MEDIA_GATEWAY_POLICY_ENGINE=opa")
+        return self
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; `str()` is one line per bad setting, naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings from the environment (and `.env`), turning validation errors into `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"]]
+            name = ENV_PREFIX + "_".join(location).upper() if location else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"invalid setting {name}: {message}")
+        raise SettingsError("\n".join(lines)) from None

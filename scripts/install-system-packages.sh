@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl).
+# Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+missing=()
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+    missing+=(postgresql)
+fi
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+    as_root=(sudo)
+fi
+echo "installing system packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
