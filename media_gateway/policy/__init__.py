@@ -1,1 +1,29 @@
 """Policy decisions: engine interface, OPA over HTTP, in-process Rego, and the Rego policies."""
+
+from media_gateway.policy.engine import (
+    DECISION_POINTS,
+    DEFAULT_POLICY_DIR,
+    POLICY_PACKAGE,
+    RATE_LIMITED_PREFIX,
+    Decision,
+    DecisionPoint,
+    InstrumentedPolicyEngine,
+    PolicyEngine,
+    PolicyMetrics,
+    PolicyUnavailable,
+    create_policy_engine,
+)
+
+__all__ = [
+    "DECISION_POINTS",
+    "DEFAULT_POLICY_DIR",
+    "POLICY_PACKAGE",
+    "RATE_LIMITED_PREFIX",
+    "Decision",
+    "DecisionPoint",
+    "InstrumentedPolicyEngine",
+    "PolicyEngine",
+    "PolicyMetrics",
+    "PolicyUnavailable",
+    "create_policy_engine",
+]

@@ -1,0 +1,304 @@
+"""The policy engine interface, the decision object, and the metered/logged wrapper every engine runs in.
+
+Both engines evaluate the same Rego v1 policy (``media_gateway/policy/rego/``, package
+:data:`POLICY_PACKAGE`), whose decision points ``mint``, ``session_update`` and ``connect`` each produce
+``{"allow": bool, "reasons": [str], "retry_after_seconds": number | null}``.
+
+Fail closed: an engine that cannot produce a well-formed decision raises :class:`PolicyUnavailable`
+(the HTTP layer answers 503 ``policy_unavailable``); nothing but an explicit ``allow: true`` allows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol, get_args
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = [
+    "DECISION_POINTS",
+    "DEFAULT_POLICY_DIR",
+    "POLICY_PACKAGE",
+    "RATE_LIMITED_PREFIX",
+    "Decision",
+    "DecisionPoint",
+    "InstrumentedPolicyEngine",
+    "PolicyEngine",
+    "PolicyMetrics",
+    "PolicyUnavailable",
+    "create_policy_engine",
+    "new_decision_id",
+    "parse_decision",
+]
+
+DecisionPoint = Literal["mint", "session_update", "connect"]
+DECISION_POINTS: Final[tuple[DecisionPoint, ...]] = get_args(DecisionPoint)
+
+#: The Rego package of the decision rules; OPA serves them at ``/v1/data/ovos_gateway/realtime/<point>``.
+POLICY_PACKAGE: Final = "ovos_gateway.realtime"
+#: The policies and data document shipped with the package.
+DEFAULT_POLICY_DIR: Final = Path(__file__).resolve().parent / "rego"
+#: Deny reasons starting with this are rate limits (429 + Retry-After rather than 403).
+RATE_LIMITED_PREFIX: Final = "rate_limited:"
+
+_LOG = structlog.get_logger("media_gateway.policy")
+
+DECISION_LATENCY_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.5,
+)
+
+
+class PolicyUnavailable(Exception):
+    """No decision could be made (engine down, timing out, undefined or malformed result): deny with 503."""
+
+    def __init__(self, message: str, *, decision_id: str | None = None) -> None:
+        super().__init__(message)
+        self.decision_id = decision_id or new_decision_id()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One policy decision.
+
+    ``reasons`` are human-readable (they go into the 403 error message) and empty when allowed.
+    ``retry_after_seconds`` is set only on a deny whose every reason is a rate limit: answer 429 with
+    ``Retry-After`` then, 403 otherwise.
+    """
+
+    allow: bool
+    reasons: tuple[str, ...]
+    decision_id: str
+    point: DecisionPoint
+    retry_after_seconds: float | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        return not self.allow and self.retry_after_seconds is not None
+
+    @property
+    def message(self) -> str:
+        """The deny reasons as one sentence-like string for an error message."""
+        return "; ".join(self.reasons)
+
+
+class PolicyEngine(Protocol):
+    async def decide(self, point: DecisionPoint, input: Mapping[str, Any]) -> Decision:
+        """Evaluate ``point`` on ``input``; raises :class:`PolicyUnavailable` rather than guess."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def new_decision_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_decision(result: Any, point: DecisionPoint, decision_id: str) -> Decision:
+    """Validate a policy result object strictly; anything unexpected is :class:`PolicyUnavailable`."""
+    if not isinstance(result, Mapping):
+        raise PolicyUnavailable(
+            f"policy result for {point} is {type(result).__name__}, not an object", decision_id=decision_id
+        )
+    allow = result.get("allow")
+    if not isinstance(allow, bool):
+        raise PolicyUnavailable(f"policy result for {point} has no boolean 'allow'", decision_id=decision_id)
+    reasons = result.get("reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise PolicyUnavailable(
+            f"policy result for {point} has 'reasons' that are not a list of strings", decision_id=decision_id
+        )
+    if allow and reasons:
+        raise PolicyUnavailable(
+            f"policy result for {point} allows with deny reasons {reasons!r}", decision_id=decision_id
+        )
+    retry_after = result.get("retry_after_seconds")
+    retry_after_seconds: float | None = None
+    if retry_after is not None:
+        if (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, int | float)
+            or not math.isfinite(retry_after)
+            or retry_after < 0
+        ):
+            raise PolicyUnavailable(
+                f"policy result for {point} has an invalid 'retry_after_seconds'", decision_id=decision_id
+            )
+        retry_after_seconds = None if allow else float(retry_after)
+    if not allow and not reasons:
+        reasons = ["denied by policy"]
+    return Decision(
+        allow=allow,
+        reasons=tuple(reasons),
+        decision_id=decision_id,
+        point=point,
+        retry_after_seconds=retry_after_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class PolicyMetrics:
+    """``gateway_policy_decisions_total{decision, result}`` and a latency histogram per decision point.
+
+    ``result`` is ``allow``, ``deny`` or ``unavailable``. Labels are bounded: nothing per key or session.
+    """
+
+    decisions: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PolicyMetrics:
+        decisions = Counter(
+            "gateway_policy_decisions",
+            "Policy decisions, by decision point and result (allow, deny, unavailable).",
+            ("decision", "result"),
+            registry=registry,
+        )
+        latency = Histogram(
+            "gateway_policy_decision_duration_seconds",
+            "Time to make a policy decision, by decision point (unavailable ones included).",
+            ("decision",),
+            buckets=DECISION_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        for point in DECISION_POINTS:
+            latency.labels(decision=point)
+            for result in ("allow", "deny", "unavailable"):
+                decisions.labels(decision=point, result=result)
+        return cls(decisions=decisions, latency=latency)
+
+
+def _key_id(input: Mapping[str, Any]) -> str | None:
+    key = input.get("key")
+    if isinstance(key, Mapping):
+        key_id = key.get("id")
+        if isinstance(key_id, str):
+            return key_id[:64]
+    return None
+
+
+class InstrumentedPolicyEngine:
+    """Wraps an engine: counts every decision in Prometheus and logs it (``policy.decision``).
+
+    The log line carries the decision id, point, outcome, reasons and the key id; never the input itself.
+    """
+
+    def __init__(self, inner: PolicyEngine, *, metrics: PolicyMetrics, engine_name: str) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._engine_name = engine_name
+
+    @property
+    def inner(self) -> PolicyEngine:
+        return self._inner
+
+    async def decide(self, point: DecisionPoint, input: Mapping[str, Any]) -> Decision:
+        if point not in DECISION_POINTS:
+            raise ValueError(f"unknown decision point {point!r}")
+        started = time.perf_counter()
+        try:
+            decision = await self._inner.decide(point, input)
+        except PolicyUnavailable as exc:
+            self._record(point, "unavailable", started)
+            _LOG.warning(
+                "policy.decision",
+                decision_id=exc.decision_id,
+                point=point,
+                allow=False,
+                result="unavailable",
+                error=str(exc),
+                engine=self._engine_name,
+                key_id=_key_id(input),
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            raise
+        except Exception as exc:  # an engine bug must not turn into anything but a fail-closed deny
+            self._record(point, "unavailable", started)
+            unavailable = PolicyUnavailable(f"policy engine error: {type(exc).__name__}: {exc}")
+            _LOG.exception(
+                "policy.decision",
+                decision_id=unavailable.decision_id,
+                point=point,
+                allow=False,
+                result="unavailable",
+                engine=self._engine_name,
+                key_id=_key_id(input),
+            )
+            raise unavailable from exc
+        result = "allow" if decision.allow else "deny"
+        self._record(point, result, started)
+        _LOG.info(
+            "policy.decision",
+            decision_id=decision.decision_id,
+            point=point,
+            allow=decision.allow,
+            result=result,
+            reasons=list(decision.reasons),
+            retry_after_seconds=decision.retry_after_seconds,
+            engine=self._engine_name,
+            key_id=_key_id(input),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return decision
+
+    def _record(self, point: DecisionPoint, result: str, started: float) -> None:
+        self._metrics.decisions.labels(decision=point, result=result).inc()
+        self._metrics.latency.labels(decision=point).observe(time.perf_counter() - started)
+
+    async def ready(self) -> bool:
+        try:
+            return await self._inner.ready()
+        except Exception:
+            _LOG.warning("policy.ready_failed", engine=self._engine_name, exc_info=True)
+            return False
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def create_policy_engine(
+    kind: Literal["inprocess", "opa"],
+    *,
+    registry: CollectorRegistry,
+    opa_url: str | None = None,
+    timeout_seconds: float = 0.5,
+    policy_dir: Path | None = None,
+) -> PolicyEngine:
+    """The configured engine, counted on ``registry`` and logged.
+
+    ``inprocess`` evaluates ``policy_dir`` (default: the shipped policies) with regorus; ``opa`` asks the
+    OPA server at ``opa_url`` (which must have loaded the same policies) within ``timeout_seconds``.
+    Call once per registry (the metrics are registered on it).
+    """
+    inner: PolicyEngine
+    if kind == "inprocess":
+        from media_gateway.policy.inprocess import InProcessPolicyEngine
+
+        inner = InProcessPolicyEngine(policy_dir or DEFAULT_POLICY_DIR)
+    elif kind == "opa":
+        if not opa_url:
+            raise ValueError("the opa policy engine needs opa_url")
+        from media_gateway.policy.opa import OpaPolicyEngine
+
+        inner = OpaPolicyEngine(opa_url, timeout_seconds=timeout_seconds)
+    else:
+        raise ValueError(f"unknown policy engine kind {kind!r}")
+    return InstrumentedPolicyEngine(inner, metrics=PolicyMetrics.create(registry), engine_name=kind)

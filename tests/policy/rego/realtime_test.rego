@@ -1,0 +1,71 @@
+# Unit tests of the realtime policy (run by `opa test media_gateway/policy/rego tests/policy/rego`).
+package ovos_gateway.realtime_test
+
+import data.ovos_gateway.realtime
+
+key := {"id": "key_1", "scopes": ["realtime"], "revoked": false}
+
+session := {
+	"type": "realtime",
+	"model": "gpt-realtime",
+	"voice": "marin",
+	"output_modalities": ["audio"],
+	"max_output_tokens": "inf",
+	"tools_count": 2,
+	"instructions_length": 120,
+}
+
+mint_input := {
+	"key": key,
+	"request": {"ttl_seconds": 600, "session": session},
+	"usage": {"mints_last_minute": 0, "concurrent_sessions": 0},
+}
+
+test_mint_allowed if {
+	realtime.mint == {"allow": true, "reasons": [], "retry_after_seconds": null} with input as mint_input
+}
+
+test_mint_wrong_model_denied if {
+	d := realtime.mint with input as object.union(mint_input, {"request": {"session": {"model": "gpt-4"}}})
+	d.allow == false
+	d.reasons == ["model 'gpt-4' is not allowed for this API key (scope 'realtime')"]
+	d.retry_after_seconds == null
+}
+
+test_mint_rate_limited_has_retry_after if {
+	d := realtime.mint with input as object.union(mint_input, {"usage": {"mints_last_minute": 60}})
+	d.allow == false
+	startswith(d.reasons[0], "rate_limited:")
+	d.retry_after_seconds == 60
+}
+
+test_mint_rate_limit_and_hard_deny_has_no_retry_after if {
+	d := realtime.mint with input as object.union(
+		mint_input,
+		{"usage": {"mints_last_minute": 60}, "request": {"ttl_seconds": 99999}},
+	)
+	count(d.reasons) == 2
+	d.retry_after_seconds == null
+}
+
+test_every_point_defined_for_empty_input if {
+	realtime.mint.allow == false with input as {}
+	realtime.session_update.allow == false with input as {}
+	realtime.connect.allow == false with input as {}
+}
+
+test_every_point_defined_without_data if {
+	d := realtime.connect with input as {"key": key, "secret": null, "transport": "websocket", "usage": {"concurrent_sessions": 0}}
+		with data.ovos_gateway.config as null
+	d.allow == false
+}
+
+test_connect_live_secret_denied if {
+	d := realtime.connect with input as {
+		"key": key,
+		"secret": {"id": "cs_1", "expired": false, "revoked": false, "live_connections": 1, "max_live_connections": 1},
+		"transport": "webrtc",
+		"usage": {"concurrent_sessions": 0},
+	}
+	d.reasons == ["client secret already has the maximum of 1 live connection(s)"]
+}
