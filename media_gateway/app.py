@@ -32,7 +32,6 @@ from media_gateway.signaling.errors import error_middleware
 log = get_logger(__name__)
 
 
-
 class LiveConnections:
     """Long-lived connections (WebSocket sessions, later WebRTC calls) register here so shutdown can
     close them instead of waiting for the grace period to run out."""

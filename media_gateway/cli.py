@@ -75,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "serve":
+        configure_logging(settings.log_level, settings.log_format)
+    else:
+        # One-shot commands print their results on stdout; keep logs out of that stream.
+        configure_logging("warning", settings.log_format, sys.stderr)
     try:
         if args.command == "serve":
             return _serve(settings)
