@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl).
+# Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl), flite (the
+# default speech synthesizer) and espeak-ng (speaks the test utterances).
 # Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 missing=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
     missing+=(postgresql)
+fi
+if [[ ! -x /usr/bin/flite ]]; then
+    missing+=(flite)
+fi
+if [[ ! -x /usr/bin/espeak-ng ]]; then
+    missing+=(espeak-ng)
 fi
 
 if ((${#missing[@]} == 0)); then

@@ -1,0 +1,359 @@
+"""The in-process speech pipeline worker: the pipeline side of the bus contract in `pipeline.messages`.
+
+It consumes `INPUT_TOPIC` and publishes to `OUTPUT_TOPIC`. Per session (created on `session.open`, dropped on
+`session.close`; messages for unknown sessions are dropped):
+
+* audio frames accumulate into the next utterance; `input.clear` drops them;
+* `input.commit{item_id}` transcribes them in the thread pool and publishes `transcription.completed` (or
+  `.failed`). The utterance is always transcribed (a response may need it); the transcription events are
+  published only when the session's `transcribe` setting is on. One session's utterances are transcribed in
+  order;
+* `response.create` waits for its item's transcript (or takes `input_text`), asks the responder, then per
+  sentence publishes `response.text.delta` and, unless the modalities are text only, that sentence's audio in
+  chunks of at most `chunk_ms`, then `response.done{status: completed}`. A session's responses run one at a
+  time;
+* `response.cancel` stops the response at once (synthesis in flight is abandoned, not awaited) and publishes
+  `response.done{status: cancelled}`; a failure publishes `response.done{status: failed, message}`.
+
+The dispatcher never waits on speech work: transcription and responses run as per-session tasks, so a slow
+STT in one session does not hold back another session's messages. The recognizer, synthesizer and responder
+are injected and shared by all sessions (load heavy models once per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from media_gateway.observability.logging import get_logger
+from media_gateway.pipeline.bus import Bus, Subscription
+from media_gateway.pipeline.messages import (
+    INPUT_TOPIC,
+    OUTPUT_TOPIC,
+    PIPELINE_SAMPLE_RATE,
+    PipelineAudio,
+    PipelineEvent,
+    SessionSettings,
+    audio_headers,
+    decode,
+    event_payload,
+)
+from media_gateway.speech.responder import ResponseContext, SpeechResponder
+from media_gateway.speech.stt import SpeechRecognizer, Transcript
+from media_gateway.speech.tts import SpeechSynthesizer, split_sentences
+
+log = get_logger("media_gateway.pipeline.inprocess")
+
+T = TypeVar("T")
+
+MAX_UTTERANCE_SECONDS: Final = 300
+_MAX_UTTERANCE_BYTES: Final = MAX_UTTERANCE_SECONDS * PIPELINE_SAMPLE_RATE * 2
+_KEPT_TRANSCRIPTS: Final = 32
+
+
+@dataclass
+class _Session:
+    session_id: str
+    settings: SessionSettings
+    timezone: str | None
+    audio: bytearray = field(default_factory=bytearray)
+    transcripts: OrderedDict[str, asyncio.Future[Transcript]] = field(default_factory=OrderedDict)
+    last_transcription: asyncio.Task[None] | None = None
+    last_response: asyncio.Task[None] | None = None
+    responses: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class InProcessSpeechPipeline:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        recognizer: SpeechRecognizer,
+        synthesizer: SpeechSynthesizer,
+        responder: SpeechResponder,
+        executor: Executor | None = None,
+        chunk_ms: int = 200,
+    ) -> None:
+        if not 10 <= chunk_ms <= 200:
+            raise ValueError("chunk_ms must be within 10..200")
+        self._bus = bus
+        self._recognizer = recognizer
+        self._synthesizer = synthesizer
+        self._responder = responder
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._chunk_ms = chunk_ms
+        self._sessions: dict[str, _Session] = {}
+        self._subscription: Subscription | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        if self._dispatcher is not None:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="speech"
+            )
+        self._subscription = self._bus.subscribe(INPUT_TOPIC)
+        self._dispatcher = asyncio.create_task(self._dispatch(self._subscription), name="speech-pipeline")
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+            self._dispatcher = None
+        for session_id in list(self._sessions):
+            await self._close_session(session_id)
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    # -- dispatch (never blocks on speech work) ------------------------------------------------------------
+
+    async def _dispatch(self, subscription: Subscription) -> None:
+        async for message in subscription:
+            try:
+                decoded = decode(message)
+            except ValueError as exc:
+                log.warning("pipeline_bad_message", session_id=message.key, error=str(exc))
+                continue
+            try:
+                if isinstance(decoded, PipelineAudio):
+                    self._on_audio(decoded)
+                else:
+                    await self._on_event(decoded)
+            except Exception:
+                log.exception("pipeline_message_failed", session_id=message.key)
+
+    def _on_audio(self, audio: PipelineAudio) -> None:
+        session = self._sessions.get(audio.session_id)
+        if session is None:
+            return
+        if audio.sample_rate != PIPELINE_SAMPLE_RATE:
+            log.warning("pipeline_audio_rate", session_id=audio.session_id, sample_rate=audio.sample_rate)
+            return
+        session.audio += audio.pcm
+        if len(session.audio) > _MAX_UTTERANCE_BYTES:
+            del session.audio[: len(session.audio) - _MAX_UTTERANCE_BYTES]
+
+    async def _on_event(self, event: PipelineEvent) -> None:
+        session_id, data = event.session_id, event.data
+        if event.type in ("session.open", "session.update"):
+            settings = SessionSettings.from_fields(data)
+            timezone = data.get("timezone")
+            timezone = str(timezone) if timezone else None
+            session = self._sessions.get(session_id)
+            if session is None:
+                self._sessions[session_id] = _Session(session_id, settings, timezone)
+            else:
+                session.settings = settings
+                session.timezone = timezone or session.timezone
+            return
+        if event.type == "session.close":
+            await self._close_session(session_id)
+            return
+        session = self._sessions.get(session_id)
+        if session is None:
+            log.debug("pipeline_unknown_session", session_id=session_id, type=event.type)
+            return
+        if event.type == "input.commit":
+            self._commit(session, str(data.get("item_id", "")))
+        elif event.type == "input.clear":
+            session.audio.clear()
+        elif event.type == "response.create":
+            self._create_response(session, data)
+        elif event.type == "response.cancel":
+            self._cancel_response(session, data.get("response_id"))
+        else:
+            log.debug("pipeline_ignored_event", session_id=session_id, type=event.type)
+
+    # -- transcription -------------------------------------------------------------------------------------
+
+    def _commit(self, session: _Session, item_id: str) -> None:
+        pcm = bytes(session.audio)
+        session.audio.clear()
+        future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+        session.transcripts[item_id] = future
+        while len(session.transcripts) > _KEPT_TRANSCRIPTS:
+            _, old = session.transcripts.popitem(last=False)
+            old.cancel()
+        previous = session.last_transcription
+        task = self._spawn(session, self._transcribe(session, item_id, pcm, future, previous))
+        session.last_transcription = task
+
+    async def _transcribe(
+        self,
+        session: _Session,
+        item_id: str,
+        pcm: bytes,
+        future: asyncio.Future[Transcript],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        language = session.settings.language
+        try:
+            transcript = await self._in_thread(self._recognizer.transcribe, pcm, language)
+        except Exception as exc:
+            log.warning(
+                "transcription_failed", session_id=session.session_id, item_id=item_id, error=str(exc)
+            )
+            if not future.done():
+                future.set_exception(TranscriptionFailed(str(exc)))
+                future.exception()  # retrieved here; a response waiting on it reports it again
+            if session.settings.transcribe:
+                await self._emit(session, "transcription.failed", item_id=item_id, message=str(exc))
+            return
+        if not future.done():
+            future.set_result(transcript)
+        if session.settings.transcribe:
+            await self._emit(
+                session,
+                "transcription.completed",
+                item_id=item_id,
+                transcript=transcript.text,
+                audio_seconds=round(transcript.audio_seconds, 3),
+            )
+
+    # -- responses -----------------------------------------------------------------------------------------
+
+    def _create_response(self, session: _Session, data: Mapping[str, Any]) -> None:
+        response_id = str(data.get("response_id", ""))
+        modalities = data.get("output_modalities")
+        audio = "audio" in (modalities if modalities is not None else session.settings.output_modalities)
+        item_id = data.get("input_item_id")
+        input_text = data.get("input_text")
+        context = ResponseContext(
+            language=session.settings.language,
+            timezone=session.timezone,
+            instructions=str(data.get("instructions") or session.settings.instructions),
+        )
+        previous = session.last_response
+        task = self._spawn(
+            session,
+            self._respond(session, response_id, item_id, input_text, context, audio=audio, previous=previous),
+        )
+        session.responses[response_id] = task
+        session.last_response = task
+        task.add_done_callback(lambda _: session.responses.pop(response_id, None))
+
+    def _cancel_response(self, session: _Session, response_id: Any) -> None:
+        if not response_id and session.responses:
+            response_id = next(reversed(session.responses))  # no id: the latest response
+        rid = str(response_id or "")
+        task = session.responses.get(rid)
+        if task is None or not task.cancel():
+            return  # unknown or already finished (its response.done is out)
+        self._spawn(session, self._report_cancelled(session, task, rid))
+
+    async def _report_cancelled(self, session: _Session, task: asyncio.Task[None], response_id: str) -> None:
+        await asyncio.wait([task])
+        if task.cancelled():
+            await self._emit(
+                session, "response.done", response_id=response_id, status="cancelled", message=""
+            )
+
+    async def _respond(
+        self,
+        session: _Session,
+        response_id: str,
+        item_id: Any,
+        input_text: Any,
+        context: ResponseContext,
+        *,
+        audio: bool,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            utterance = await self._utterance(session, item_id, input_text)
+            reply = await self._responder.respond(utterance, context)
+            seq = 0
+            for index, sentence in enumerate(split_sentences(reply)):
+                delta = sentence if index == 0 else " " + sentence
+                await self._emit(session, "response.text.delta", response_id=response_id, delta=delta)
+                if audio:
+                    pcm = await self._in_thread(self._synthesizer.synthesize, sentence)
+                    seq = await self._send_audio(session, response_id, pcm, seq)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "response_failed", session_id=session.session_id, response_id=response_id, error=str(exc)
+            )
+            await self._emit(
+                session, "response.done", response_id=response_id, status="failed", message=str(exc)
+            )
+            return
+        await self._emit(session, "response.done", response_id=response_id, status="completed", message="")
+
+    async def _utterance(self, session: _Session, item_id: Any, input_text: Any) -> str:
+        if input_text is not None:
+            return str(input_text)
+        future = session.transcripts.get(str(item_id)) if item_id else None
+        if future is None:
+            raise LookupError(f"no committed input item {item_id!r}")
+        transcript = await asyncio.shield(future)
+        return transcript.text
+
+    async def _send_audio(self, session: _Session, response_id: str, pcm: bytes, seq: int) -> int:
+        rate = self._synthesizer.sample_rate
+        step = rate * self._chunk_ms // 1000 * 2
+        for offset in range(0, len(pcm), step):
+            headers = audio_headers(sample_rate=rate, response_id=response_id, seq=str(seq))
+            await self._bus.publish(OUTPUT_TOPIC, session.session_id, pcm[offset : offset + step], headers)
+            seq += 1
+        return seq
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def _emit(self, session: _Session, event_type: str, **fields: Any) -> None:
+        payload, headers = event_payload(event_type, **fields)
+        await self._bus.publish(OUTPUT_TOPIC, session.session_id, payload, headers)
+
+    def _spawn(self, session: _Session, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        session.tasks.add(task)
+        task.add_done_callback(session.tasks.discard)
+        task.add_done_callback(_log_crash)
+        return task
+
+    async def _close_session(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        tasks = list(session.tasks)
+        for task in tasks:
+            task.cancel()
+        for future in session.transcripts.values():
+            future.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+class TranscriptionFailed(RuntimeError):
+    pass
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("pipeline_task_crashed", error=repr(task.exception()))

@@ -1,0 +1,125 @@
+"""The messages that cross the bus between the realtime engine and the speech pipeline.
+
+Every message is keyed by the realtime session id, so one session's messages stay in order (on Kafka: one
+partition per session). Two kinds share each topic, told apart by the `kind` header:
+
+* `audio`: the payload is raw PCM, signed 16-bit little-endian, mono. Frames the engine publishes are
+  16 kHz, 20 ms (640 bytes); audio the pipeline returns carries its rate in the `sample_rate` header.
+* `event`: the payload is one JSON object with a `type`.
+
+Engine → pipeline (`INPUT_TOPIC`):
+
+| type | fields | meaning |
+|---|---|---|
+| `session.open` / `.update` | `SessionSettings` fields | start or reconfigure a session |
+| (audio) | headers `seq` | the next 20 ms of input; frames since the last commit/clear |
+| `input.commit` | `item_id` | the frames so far are utterance `item_id`: transcribe them |
+| `input.clear` | | drop the frames so far |
+| `response.create` | `response_id`, `input_item_id`/`input_text`, `instructions`, | answer that |
+|  | `output_modalities` | utterance (after its transcript) or that text |
+| `response.cancel` | `response_id` | stop it, then answer `response.done` `cancelled` |
+| `session.close` | | forget the session |
+
+Pipeline → engine (`OUTPUT_TOPIC`):
+
+| type | fields |
+|---|---|
+| `transcription.delta` | `item_id`, `delta` |
+| `transcription.completed` | `item_id`, `transcript`, `audio_seconds` |
+| `transcription.failed` | `item_id`, `message` |
+| `response.text.delta` | `response_id`, `delta` |
+| (audio) | headers `response_id`, `sample_rate`, `seq` |
+| `response.done` | `response_id`, `status` (`completed`/`cancelled`/`failed`), `message` |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from media_gateway.pipeline.bus import BusMessage
+
+INPUT_TOPIC = "rt.in"
+OUTPUT_TOPIC = "rt.out"
+
+PIPELINE_SAMPLE_RATE = 16_000
+FRAME_MS = 20
+FRAME_SAMPLES = PIPELINE_SAMPLE_RATE * FRAME_MS // 1000  # 320
+FRAME_BYTES = FRAME_SAMPLES * 2  # 640
+
+KIND_HEADER = "kind"
+KIND_AUDIO = "audio"
+KIND_EVENT = "event"
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    session_id: str
+    type: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PipelineAudio:
+    session_id: str
+    pcm: bytes
+    sample_rate: int
+    headers: Mapping[str, str]
+
+
+def event_payload(event_type: str, **fields: Any) -> tuple[bytes, dict[str, str]]:
+    body = {"type": event_type, **fields}
+    return json.dumps(body, separators=(",", ":")).encode(), {KIND_HEADER: KIND_EVENT}
+
+
+def audio_headers(sample_rate: int = PIPELINE_SAMPLE_RATE, **extra: str) -> dict[str, str]:
+    return {KIND_HEADER: KIND_AUDIO, "sample_rate": str(sample_rate), **extra}
+
+
+def decode(message: BusMessage) -> PipelineEvent | PipelineAudio:
+    """Turn a bus message into an event or an audio chunk; raise ValueError on anything else."""
+    kind = message.headers.get(KIND_HEADER)
+    if kind == KIND_AUDIO:
+        rate = int(message.headers.get("sample_rate", PIPELINE_SAMPLE_RATE))
+        if len(message.payload) % 2:
+            raise ValueError("audio payload has an odd number of bytes")
+        return PipelineAudio(message.key, message.payload, rate, message.headers)
+    if kind == KIND_EVENT:
+        body = json.loads(message.payload)
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            raise ValueError("event payload is not an object with a type")
+        event_type = body.pop("type")
+        return PipelineEvent(message.key, event_type, body)
+    raise ValueError(f"unknown message kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What the pipeline needs to know about a session (sent with session.open / session.update)."""
+
+    language: str = "en"
+    instructions: str = ""
+    voice: str = "alloy"
+    output_modalities: tuple[str, ...] = ("audio",)
+    transcribe: bool = True
+
+    def as_fields(self) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "instructions": self.instructions,
+            "voice": self.voice,
+            "output_modalities": list(self.output_modalities),
+            "transcribe": self.transcribe,
+        }
+
+    @classmethod
+    def from_fields(cls, data: Mapping[str, Any]) -> SessionSettings:
+        return cls(
+            language=str(data.get("language", "en")),
+            instructions=str(data.get("instructions", "")),
+            voice=str(data.get("voice", "alloy")),
+            output_modalities=tuple(data.get("output_modalities", ("audio",))),
+            transcribe=bool(data.get("transcribe", True)),
+        )
