@@ -419,11 +419,8 @@ session_update_reasons contains "session type cannot be changed after the sessio
 	get(requested, "type") != get(live_session, "type")
 }
 
-session_update_reasons contains "session model cannot be changed after the session has started" if {
-	is_string(get(requested, "model"))
-	is_string(get(current, "model"))
-	get(requested, "model") != get(current, "model")
-}
+# The model may change mid-session to any model the key may use: on this gateway a model name selects
+# no different engine, and the Agents SDKs resend their own default model in every session.update.
 
 # ---------------------------------------------------------------------------------------------------
 # connect: a WebSocket or WebRTC connection opening a session
