@@ -4,19 +4,29 @@ Nothing here is a module-level singleton. `build_app` wires the parts together; 
 in `cleanup_ctx` start them in order on startup and close them in reverse order on shutdown (aiohttp
 runs these on SIGTERM/SIGINT after it stops accepting connections):
 
-    database  → repositories → policy engine → bus
+    database  → repositories → policy engine → bus → speech pipeline and realtime engine
 
 Route modules receive their dependencies through the typed keys in `app_keys`.
 """
 
 from __future__ import annotations
 
-import weakref
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_gateway.app_keys import BUS, DATABASE, METRICS, POLICY, REPOSITORIES, SETTINGS
+from media_gateway.app_keys import (
+    BUS,
+    DATABASE,
+    ENGINE,
+    LEASES,
+    LIVE_CONNECTIONS,
+    METRICS,
+    POLICY,
+    REPOSITORIES,
+    SETTINGS,
+)
 from media_gateway.observability import http as http_observability
 from media_gateway.observability.logging import get_logger
 from media_gateway.observability.metrics import Metrics
@@ -24,33 +34,22 @@ from media_gateway.persistence.database import Database
 from media_gateway.persistence.migrate import require_migrated
 from media_gateway.persistence.repositories import Repositories
 from media_gateway.pipeline.bus import Bus, InProcessBus
+from media_gateway.pipeline.inprocess import InProcessSpeechPipeline
 from media_gateway.policy.engine import create_policy_engine
+from media_gateway.realtime.dispatcher import OutputDispatcher
+from media_gateway.realtime.session import EngineLimits, EngineServices
 from media_gateway.settings import Settings
 from media_gateway.signaling import routes as signaling_routes
 from media_gateway.signaling.errors import error_middleware
+from media_gateway.signaling.leases import ConnectionLeases
+from media_gateway.speech.responder import Responder
+from media_gateway.speech.stt import load_recognizer
+from media_gateway.speech.tts import FliteSynthesizer
+from media_gateway.speech.vad import load_vad_model
+from media_gateway.transports import websocket as websocket_transport
+from media_gateway.transports.registry import LiveConnections
 
 log = get_logger(__name__)
-
-
-class LiveConnections:
-    """Long-lived connections (WebSocket sessions, later WebRTC calls) register here so shutdown can
-    close them instead of waiting for the grace period to run out."""
-
-    def __init__(self) -> None:
-        self._connections: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-
-    def add(self, connection: web.WebSocketResponse) -> None:
-        self._connections.add(connection)
-
-    def __len__(self) -> int:
-        return len(self._connections)
-
-    async def close_all(self) -> None:
-        for connection in list(self._connections):
-            await connection.close(code=1001, message=b"server shutting down")
-
-
-LIVE_CONNECTIONS = web.AppKey("live_connections", LiveConnections)
 
 
 def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
@@ -62,14 +61,17 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics.create()
     app[LIVE_CONNECTIONS] = LiveConnections()
+    app[LEASES] = ConnectionLeases(settings.max_connections_per_secret)
 
     app.cleanup_ctx.append(_database_context)
     app.cleanup_ctx.append(_policy_context)
     app.cleanup_ctx.append(_bus_context)
+    app.cleanup_ctx.append(_engine_context)
     app.on_shutdown.append(_close_live_connections)
 
     http_observability.add_routes(app)
     signaling_routes.add_routes(app)
+    websocket_transport.add_routes(app)
     return app
 
 
@@ -119,3 +121,40 @@ async def _bus_context(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_live_connections(app: web.Application) -> None:
     await app[LIVE_CONNECTIONS].close_all()
+
+
+async def _engine_context(app: web.Application) -> AsyncIterator[None]:
+    """The realtime engine's shared parts: the VAD model, the output dispatcher and, on the embedded
+    default, the in-process speech pipeline. Heavy models load here once per process."""
+    settings = app[SETTINGS]
+    bus = app[BUS]
+    vad_model = await asyncio.to_thread(load_vad_model)
+    pipeline: InProcessSpeechPipeline | None = None
+    if settings.speech_pipeline == "inprocess":
+        recognizer = await asyncio.to_thread(load_recognizer)
+        pipeline = InProcessSpeechPipeline(
+            bus, recognizer=recognizer, synthesizer=FliteSynthesizer(), responder=Responder()
+        )
+    dispatcher = OutputDispatcher(bus)
+    await dispatcher.start()
+    if pipeline is not None:
+        await pipeline.start()
+    app[ENGINE] = EngineServices(
+        bus=bus,
+        dispatcher=dispatcher,
+        repositories=app[REPOSITORIES],
+        policy=app[POLICY],
+        vad_model=vad_model,
+        limits=EngineLimits(
+            max_append_bytes=settings.max_append_bytes,
+            response_timeout_seconds=settings.response_timeout_seconds,
+            max_session_seconds=settings.session_max_seconds,
+        ),
+    )
+    log.info("engine.started")
+    try:
+        yield
+    finally:
+        if pipeline is not None:
+            await pipeline.stop()
+        await dispatcher.stop()

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from media_gateway.persistence.repositories import Repositories
     from media_gateway.pipeline.bus import Bus
     from media_gateway.policy.engine import PolicyEngine
+    from media_gateway.realtime.session import EngineServices
     from media_gateway.settings import Settings
+    from media_gateway.signaling.leases import ConnectionLeases
+    from media_gateway.transports.registry import LiveConnections
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
@@ -24,3 +27,6 @@ DATABASE: web.AppKey[Database] = web.AppKey("database")
 REPOSITORIES: web.AppKey[Repositories] = web.AppKey("repositories")
 POLICY: web.AppKey[PolicyEngine] = web.AppKey("policy")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+ENGINE: web.AppKey[EngineServices] = web.AppKey("engine")
+LEASES: web.AppKey[ConnectionLeases] = web.AppKey("leases")
+LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "inprocess", description="Speech pipeline bus (the Kafka bus arrives with the OVOS worker)."
     )
 
+    speech_pipeline: Literal["inprocess", "none"] = Field(
+        "inprocess",
+        description="Run the offline speech pipeline (VAD segments, STT, responder, TTS) inside the gateway, "
+        "or none when external workers consume the bus.",
+    )
+
     # --- Policy --------------------------------------------------------------------------------------
     policy_engine: Literal["inprocess", "opa"] = Field(
         "inprocess", description="Where Rego policies are evaluated: in-process, or an OPA sidecar."
@@ -61,6 +67,23 @@ class Settings(BaseSettings):
     default_model: str = Field("gpt-realtime", description="Model used when a client names none.")
     max_connections_per_secret: int = Field(
         1, ge=1, description="Live realtime connections one ek_ client secret may hold at a time."
+    )
+
+    # --- Realtime sessions ---------------------------------------------------------------------------
+    ws_max_message_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=65536,
+        description="Largest WebSocket frame accepted; larger ones close with 1009.",
+    )
+    max_append_bytes: int = Field(
+        15 * 1024 * 1024, ge=1024, description="Largest decoded audio in one input_audio_buffer.append."
+    )
+    session_max_seconds: float = Field(3600.0, gt=0, description="Longest a realtime session may last.")
+    session_idle_timeout_seconds: float = Field(
+        300.0, gt=0, description="A connection that sends nothing for this long is closed."
+    )
+    response_timeout_seconds: float = Field(
+        30.0, gt=0, description="A response the speech pipeline does not finish in this time fails."
     )
 
     # --- Logging -------------------------------------------------------------------------------------

@@ -81,3 +81,14 @@ async def gateway_factory(migrated_database: Database) -> AsyncIterator[GatewayF
 @pytest.fixture
 async def gateway(gateway_factory: GatewayFactory) -> Gateway:
     return await gateway_factory()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Report how many server events passed the conformance gate (any failure fails its test)."""
+    from tests.support.conformance import GATE
+
+    if GATE.validated or GATE.failures:
+        terminalreporter.write_line(
+            f"conformance: {GATE.validated} server events validated against the openai SDK's GA models, "
+            f"{len(GATE.failures)} failures, {len(GATE.by_type)} event types"
+        )

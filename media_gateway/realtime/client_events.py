@@ -1,0 +1,222 @@
+"""Parse and validate client events against the `openai` SDK's own GA models.
+
+The SDK's models accept undeclared fields, so after validation the model tree is walked and any extra
+field is reported as `unknown_parameter`, naming its path, as OpenAI does. `session.update` is only
+checked for its envelope here; its `session` goes through `session_config.parse_session_update`, which
+knows the session rules (defaults, merge semantics, gateway limits).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args
+
+from openai.types.realtime import (
+    RealtimeClientEvent,
+    RealtimeConversationItemAssistantMessage,
+    RealtimeConversationItemFunctionCall,
+    RealtimeConversationItemFunctionCallOutput,
+    RealtimeConversationItemSystemMessage,
+    RealtimeConversationItemUserMessage,
+)
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from media_gateway.realtime.errors import RealtimeError
+from media_gateway.realtime.session_validation import session_config_error_from_validation
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[RealtimeClientEvent, Field(discriminator="type")])
+
+
+def _supported_types() -> tuple[str, ...]:
+    names: list[str] = []
+    for model in get_args(get_args(RealtimeClientEvent)[0]):
+        literal = model.model_fields["type"].annotation
+        names.extend(str(value) for value in get_args(literal))
+    return tuple(names)
+
+
+SUPPORTED_TYPES = _supported_types()
+MAX_EVENT_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """A validated client event: its type, the client's event_id (echoed in errors), and its fields."""
+
+    type: str
+    event_id: str | None
+    data: dict[str, Any]
+
+
+def _unknown_fields(value: object, path: str) -> str | None:
+    """The path of the first undeclared field in a validated model tree, or None."""
+    if isinstance(value, BaseModel):
+        for name in value.model_extra or {}:
+            return f"{path}.{name}" if path else name
+        for name in type(value).model_fields:
+            found = _unknown_fields(getattr(value, name), f"{path}.{name}" if path else name)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, element in enumerate(value):
+            found = _unknown_fields(element, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def parse_client_event(raw: str | bytes) -> ClientEvent:
+    """Decode one frame; raise `RealtimeError` (with the event_id when one could be read)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise RealtimeError(
+            "The server could not parse the event: it is not valid JSON.", code="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise RealtimeError("A client event must be a JSON object.", code="invalid_type")
+    raw_event_id = body.get("event_id")
+    event_id = raw_event_id if isinstance(raw_event_id, str) else None
+    if raw_event_id is not None and (event_id is None or len(event_id) > MAX_EVENT_ID_LENGTH):
+        raise RealtimeError(
+            "Invalid type for 'event_id': expected a string of at most 256 characters.",
+            code="invalid_type",
+            param="event_id",
+        )
+    event_type = body.get("type")
+    if event_type is None:
+        raise RealtimeError(
+            "Missing required parameter: 'type'.",
+            code="missing_required_parameter",
+            param="type",
+            event_id=event_id,
+        )
+    if not isinstance(event_type, str):
+        raise RealtimeError(
+            "Invalid type for 'type': expected a string.",
+            code="invalid_type",
+            param="type",
+            event_id=event_id,
+        )
+    if event_type not in SUPPORTED_TYPES:
+        supported = ", ".join(f"'{name}'" for name in SUPPORTED_TYPES)
+        raise RealtimeError(
+            f"Invalid value: '{event_type[:64]}'. Supported values are: {supported}.",
+            code="invalid_value",
+            param="type",
+            event_id=event_id,
+        )
+    if event_type == "session.update":
+        return _session_update(body, event_id)
+    if event_type == "conversation.item.create":
+        return _item_create(body, event_id)
+    try:
+        model = _ADAPTER.validate_python(body, strict=True)
+    except ValidationError as exc:
+        raise _validation_error(exc, body, "", event_id) from None
+    unknown = _unknown_fields(model, "")
+    if unknown:
+        raise RealtimeError(
+            f"Unknown parameter: '{unknown}'.", code="unknown_parameter", param=unknown, event_id=event_id
+        )
+    data = {key: value for key, value in body.items() if key not in ("type", "event_id")}
+    return ClientEvent(type=event_type, event_id=event_id, data=data)
+
+
+def _session_update(body: dict[str, Any], event_id: str | None) -> ClientEvent:
+    for key in body:
+        if key not in ("type", "event_id", "session"):
+            raise RealtimeError(
+                f"Unknown parameter: '{key}'.", code="unknown_parameter", param=key, event_id=event_id
+            )
+    if "session" not in body:
+        raise RealtimeError(
+            "Missing required parameter: 'session'.",
+            code="missing_required_parameter",
+            param="session",
+            event_id=event_id,
+        )
+    return ClientEvent(type="session.update", event_id=event_id, data={"session": body["session"]})
+
+
+_MESSAGE_MODELS: dict[str, type[BaseModel]] = {
+    "system": RealtimeConversationItemSystemMessage,
+    "user": RealtimeConversationItemUserMessage,
+    "assistant": RealtimeConversationItemAssistantMessage,
+}
+_ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "function_call": RealtimeConversationItemFunctionCall,
+    "function_call_output": RealtimeConversationItemFunctionCallOutput,
+}
+
+
+def _validation_error(exc: ValidationError, data: object, prefix: str, event_id: str | None) -> RealtimeError:
+    error = session_config_error_from_validation(exc, data, prefix)
+    return RealtimeError(error.message, code=error.code, param=error.param, event_id=event_id)
+
+
+def _item_create(body: dict[str, Any], event_id: str | None) -> ClientEvent:
+    """conversation.item.create, validated against the one SDK item model its type and role select
+    (validating against the whole item union would report errors from unrelated members)."""
+    for key in body:
+        if key not in ("type", "event_id", "item", "previous_item_id"):
+            raise RealtimeError(
+                f"Unknown parameter: '{key}'.", code="unknown_parameter", param=key, event_id=event_id
+            )
+    previous = body.get("previous_item_id")
+    if previous is not None and not isinstance(previous, str):
+        raise RealtimeError(
+            "Invalid type for 'previous_item_id': expected a string.",
+            code="invalid_type",
+            param="previous_item_id",
+            event_id=event_id,
+        )
+    item = body.get("item")
+    if item is None:
+        raise RealtimeError(
+            "Missing required parameter: 'item'.",
+            code="missing_required_parameter",
+            param="item",
+            event_id=event_id,
+        )
+    if not isinstance(item, dict):
+        raise RealtimeError(
+            "Invalid type for 'item': expected an object.",
+            code="invalid_type",
+            param="item",
+            event_id=event_id,
+        )
+    item_type = item.get("type", "message")
+    if item_type == "message":
+        role = item.get("role")
+        model = _MESSAGE_MODELS.get(role) if isinstance(role, str) else None
+        if model is None:
+            raise RealtimeError(
+                f"Invalid value: '{str(role)[:32]}'. Supported values are: 'system', 'user' and 'assistant'.",
+                code="invalid_value",
+                param="item.role",
+                event_id=event_id,
+            )
+    else:
+        found = _ITEM_MODELS.get(item_type) if isinstance(item_type, str) else None
+        if found is None:
+            raise RealtimeError(
+                f"Invalid value: '{str(item_type)[:32]}'. Supported values are: 'message', "
+                "'function_call' and 'function_call_output'.",
+                code="invalid_value",
+                param="item.type",
+                event_id=event_id,
+            )
+        model = found
+    try:
+        validated = model.model_validate(item, strict=True)
+    except ValidationError as exc:
+        raise _validation_error(exc, item, "item.", event_id) from None
+    unknown = _unknown_fields(validated, "item")
+    if unknown:
+        raise RealtimeError(
+            f"Unknown parameter: '{unknown}'.", code="unknown_parameter", param=unknown, event_id=event_id
+        )
+    data = {"item": item, "previous_item_id": previous}
+    return ClientEvent(type="conversation.item.create", event_id=event_id, data=data)

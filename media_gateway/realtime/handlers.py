@@ -1,0 +1,408 @@
+"""What the engine does for each client event, each detected turn, and each pipeline message.
+
+Functions of a `RealtimeSession` (kept apart from its lifecycle so each module stays readable); every
+one runs with the session lock held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from media_gateway.pipeline.messages import PipelineAudio, PipelineEvent
+from media_gateway.realtime import server_events as ev
+from media_gateway.realtime.client_events import ClientEvent
+from media_gateway.realtime.conversation import public_item
+from media_gateway.realtime.errors import RealtimeError
+from media_gateway.realtime.ids import item_id as new_item_id
+from media_gateway.realtime.ids import response_id as new_response_id
+from media_gateway.realtime.input_audio import TurnDetection
+from media_gateway.realtime.responses import ResponseOptions, ResponseRun
+from media_gateway.realtime.session_config import SessionConfigError, parse_session_update
+
+if TYPE_CHECKING:
+    from media_gateway.realtime.session import RealtimeSession
+
+MIN_COMMIT_MS = 100
+SUPPORTED_ITEM_TYPES = ("message", "function_call", "function_call_output")
+
+
+# --- session ------------------------------------------------------------------------------------
+
+
+async def on_session_update(session: RealtimeSession, event: ClientEvent) -> None:
+    try:
+        updated = parse_session_update(session.config, event.data["session"])
+    except SessionConfigError as exc:
+        raise RealtimeError(exc.message, code=exc.code, param=exc.param, event_id=event.event_id) from None
+    decision = await session.services.policy.decide(
+        "session_update",
+        {
+            "key": session.principal.key,
+            "session": {"id": session.id, "type": session.config.type},
+            "current": session.config.policy_summary(),
+            "requested": updated.policy_summary(),
+        },
+    )
+    if not decision.allow:
+        raise RealtimeError(
+            f"Session update denied by policy: {'; '.join(decision.reasons) or 'denied'}.",
+            code="policy_denied",
+            param="session",
+            event_id=event.event_id,
+        )
+    session.config = updated
+    session.input_audio.reconfigure(
+        session.input_format_of(updated), TurnDetection.from_config(session.turn_detection_of(updated))
+    )
+    await session.services.repositories.sessions.update_config(
+        session.id, updated.to_dict(), model=updated.model
+    )
+    await session.publish("session.update", **session.pipeline_settings().as_fields())
+    await session.emit(ev.session_updated(session.session_view()))
+
+
+# --- input audio buffer -------------------------------------------------------------------------
+
+
+async def on_input_audio_buffer_commit(session: RealtimeSession, event: ClientEvent) -> None:
+    buffered = session.input_audio.buffered_ms
+    if buffered < MIN_COMMIT_MS:
+        raise RealtimeError(
+            "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+            f"but buffer only has {buffered:.2f}ms of audio.",
+            code="input_audio_buffer_commit_empty",
+            event_id=event.event_id,
+        )
+    await commit_audio(session, session.current_speech_item or new_item_id())
+
+
+async def on_input_audio_buffer_clear(session: RealtimeSession, event: ClientEvent) -> None:
+    await session.input_audio.clear()
+    session.current_speech_item = None
+    await session.emit(ev.cleared())
+
+
+async def on_output_audio_buffer_clear(session: RealtimeSession, event: ClientEvent) -> None:
+    raise RealtimeError(
+        "output_audio_buffer.clear is only supported on WebRTC and SIP connections; on a WebSocket, "
+        "use response.cancel and conversation.item.truncate.",
+        code="unsupported_on_transport",
+        event_id=event.event_id,
+    )
+
+
+async def commit_audio(session: RealtimeSession, item_id: str) -> None:
+    audio_ms = session.input_audio.buffered_ms
+    await session.input_audio.commit(item_id)
+    session.current_speech_item = None
+    item = {
+        "id": item_id,
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_audio", "transcript": None}],
+        "_audio_ms": audio_ms,
+    }
+    stored, previous = await session.conversation.add(item)
+    await session.emit(ev.committed(item_id, previous))
+    await session.emit(ev.item_added(public_item(stored), previous))
+    await session.emit(ev.item_done(public_item(stored), previous))
+
+
+async def speech_started(session: RealtimeSession, audio_start_ms: int) -> None:
+    session.current_speech_item = new_item_id()
+    # Clients stop playback on speech_started, so it goes first; then the response ends (GA order).
+    await session.emit(ev.speech_started(session.current_speech_item, audio_start_ms))
+    turn = session.input_audio.turn_detection
+    if turn is not None and turn.interrupt_response and session.response is not None:
+        await cancel_response(session, reason="turn_detected")
+
+
+async def speech_stopped(session: RealtimeSession, audio_end_ms: int) -> None:
+    item_id = session.current_speech_item or new_item_id()
+    await session.emit(ev.speech_stopped(item_id, audio_end_ms))
+    await commit_audio(session, item_id)
+    turn = session.input_audio.turn_detection
+    if turn is not None and turn.create_response and session.response is None:
+        await start_response(session, None, {})
+
+
+# --- conversation ---------------------------------------------------------------------------------
+
+
+async def on_conversation_item_create(session: RealtimeSession, event: ClientEvent) -> None:
+    item = dict(event.data["item"])
+    if item.get("type") not in SUPPORTED_ITEM_TYPES:
+        raise RealtimeError(
+            f"Items of type '{item.get('type')}' are not supported by this gateway.",
+            code="invalid_value",
+            param="item.type",
+            event_id=event.event_id,
+        )
+    item.setdefault("status", "completed")
+    if item["type"] == "message":
+        for part in item.get("content") or []:
+            if part.get("type") == "input_audio":
+                part.setdefault("transcript", None)
+    stored, previous = await session.conversation.add(
+        item, previous_item_id=event.data.get("previous_item_id"), event_id=event.event_id
+    )
+    await session.emit(ev.item_added(public_item(stored), previous))
+    await session.emit(ev.item_done(public_item(stored), previous))
+
+
+async def on_conversation_item_retrieve(session: RealtimeSession, event: ClientEvent) -> None:
+    item = session.conversation.require(event.data["item_id"], event.event_id)
+    await session.emit(ev.item_retrieved(public_item(item)))
+
+
+async def on_conversation_item_delete(session: RealtimeSession, event: ClientEvent) -> None:
+    item_id = event.data["item_id"]
+    if session.response is not None and session.response.item.get("id") == item_id:
+        raise RealtimeError(
+            "Cannot delete the item of the response in progress.", code="item_in_use", event_id=event.event_id
+        )
+    await session.conversation.delete(item_id, event.event_id)
+    await session.emit(ev.item_deleted(item_id))
+
+
+async def on_conversation_item_truncate(session: RealtimeSession, event: ClientEvent) -> None:
+    item = session.conversation.require(event.data["item_id"], event.event_id)
+    content_index, audio_end_ms = event.data["content_index"], event.data["audio_end_ms"]
+    if item.get("role") != "assistant" or not any(p.get("type") == "output_audio" for p in item["content"]):
+        raise RealtimeError(
+            "Only assistant messages with audio can be truncated.",
+            code="invalid_value",
+            param="item_id",
+            event_id=event.event_id,
+        )
+    if content_index != 0 or content_index >= len(item["content"]):
+        raise RealtimeError(
+            f"Invalid content_index {content_index}.",
+            code="invalid_value",
+            param="content_index",
+            event_id=event.event_id,
+        )
+    audio_ms = int(item.get("_audio_ms", 0))
+    if audio_end_ms < 0 or audio_end_ms > audio_ms:
+        raise RealtimeError(
+            f"audio_end_ms {audio_end_ms} is beyond the item's audio ({audio_ms} ms).",
+            code="invalid_value",
+            param="audio_end_ms",
+            event_id=event.event_id,
+        )
+    truncate_item(item, audio_end_ms)
+    await session.conversation.save(item)
+    await session.emit(ev.item_truncated(item["id"], content_index, audio_end_ms))
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+async def on_response_create(session: RealtimeSession, event: ClientEvent) -> None:
+    if session.response is not None:
+        raise RealtimeError(
+            f"Conversation already has an active response in progress: {session.response.id}. Wait until the "
+            "response is finished before creating a new one.",
+            code="conversation_already_has_active_response",
+            event_id=event.event_id,
+        )
+    await start_response(session, event.event_id, event.data.get("response") or {})
+
+
+async def on_response_cancel(session: RealtimeSession, event: ClientEvent) -> None:
+    wanted = event.data.get("response_id")
+    if session.response is None or (wanted is not None and wanted != session.response.id):
+        raise RealtimeError(
+            "Cancellation failed: no active response found",
+            code="response_cancel_not_active",
+            event_id=event.event_id,
+        )
+    await cancel_response(session, reason="client_cancelled")
+
+
+async def start_response(session: RealtimeSession, event_id: str | None, params: dict[str, Any]) -> None:
+    config = session.config.to_dict()
+    audio_output = (params.get("audio") or {}).get("output") or {}
+    session_output = (config.get("audio") or {}).get("output") or {}
+    modalities = params.get("output_modalities") or config.get("output_modalities") or ["audio"]
+    options = ResponseOptions(
+        output_modalities=list(modalities),
+        output_format=audio_output.get("format")
+        or session_output.get("format")
+        or {"type": "audio/pcm", "rate": 24000},
+        voice=audio_output.get("voice") or session_output.get("voice") or "alloy",
+        max_output_tokens=params.get("max_output_tokens") or config.get("max_output_tokens") or "inf",
+        in_conversation=params.get("conversation", "auto") != "none",
+        metadata=params.get("metadata"),
+        instructions=params.get("instructions") or session.config.instructions,
+    )
+    source = _response_input(session, params)
+    run = ResponseRun(
+        new_response_id(),
+        conversation=session.conversation,
+        conversation_id=f"conv_{session.id[5:]}",
+        options=options,
+        emit=session.emit,
+        input_text_words=len(str(source.get("input_text") or "").split()),
+    )
+    session.response = run
+    await run.begin()
+    await session.publish(
+        "response.create",
+        response_id=run.id,
+        instructions=options.instructions,
+        output_modalities=options.output_modalities,
+        **source,
+    )
+    session.response_watchdog = session.spawn(_watch_response(session, run), "response-watchdog")
+
+
+def _response_input(session: RealtimeSession, params: dict[str, Any]) -> dict[str, Any]:
+    """What the responder answers: explicit `input` items, else the last user message."""
+    candidates = params.get("input") or [i for i in session.conversation.items if i.get("role") == "user"]
+    for item in reversed(candidates):
+        if item.get("type") == "item_reference":
+            item = session.conversation.get(item.get("id", "")) or {}
+        for part in reversed(item.get("content") or []):
+            if part.get("type") == "input_text":
+                return {"input_text": part.get("text", "")}
+            if part.get("type") == "input_audio":
+                if item.get("id") in session.transcripts:
+                    return {"input_text": session.transcripts[item["id"]]}
+                if part.get("transcript"):
+                    return {"input_text": part["transcript"]}
+                return {"input_item_id": item.get("id")}
+    return {"input_text": ""}
+
+
+async def _watch_response(session: RealtimeSession, run: ResponseRun) -> None:
+    await asyncio.sleep(session.services.limits.response_timeout_seconds)
+    async with session.lock:
+        if session.response is run and not run.finished:
+            await session.publish("response.cancel", response_id=run.id)
+            await end_response(
+                session,
+                "failed",
+                error={
+                    "type": "server_error",
+                    "code": "pipeline_timeout",
+                    "message": "The speech pipeline did not answer in time.",
+                },
+            )
+
+
+async def cancel_response(session: RealtimeSession, *, reason: str) -> None:
+    run = session.response
+    if run is None:
+        return
+    await session.publish("response.cancel", response_id=run.id)
+    await end_response(session, "cancelled", reason=reason)
+
+
+async def end_response(
+    session: RealtimeSession, status: Any, *, reason: str | None = None, error: dict[str, Any] | None = None
+) -> None:
+    run = session.response
+    if run is None:
+        return
+    session.response = None
+    watchdog, session.response_watchdog = session.response_watchdog, None
+    if watchdog is not None and watchdog is not asyncio.current_task():
+        watchdog.cancel()
+    await run.finish(status, reason=reason, error=error)
+
+
+async def _complete_after_drain(session: RealtimeSession, run: ResponseRun) -> None:
+    await run.drain_audio()
+    async with session.lock:
+        if session.response is run:
+            await end_response(session, "completed")
+
+
+# --- pipeline messages ----------------------------------------------------------------------------
+
+
+async def on_pipeline(session: RealtimeSession, message: PipelineEvent | PipelineAudio) -> None:
+    run = session.response
+    if isinstance(message, PipelineAudio):
+        if run is not None and message.headers.get("response_id") == run.id:
+            run.audio(message.pcm, message.sample_rate)
+        return
+    data = message.data
+    if message.type == "transcription.completed":
+        await _transcribed(
+            session,
+            str(data.get("item_id")),
+            str(data.get("transcript", "")),
+            float(data.get("audio_seconds", 0.0)),
+        )
+    elif message.type == "transcription.delta":
+        if session.config.transcription is not None:
+            await session.emit(ev.transcription_delta(str(data.get("item_id")), str(data.get("delta", ""))))
+    elif message.type == "transcription.failed":
+        if session.config.transcription is not None:
+            await session.emit(
+                ev.transcription_failed(str(data.get("item_id")), str(data.get("message", "")))
+            )
+    elif run is not None and data.get("response_id") == run.id:
+        if message.type == "response.text.delta":
+            await run.text_delta(str(data.get("delta", "")))
+        elif message.type == "response.done":
+            status = data.get("status")
+            if status == "completed":
+                session.spawn(_complete_after_drain(session, run), "response-drain")
+            elif status == "failed":
+                await end_response(
+                    session,
+                    "failed",
+                    error={
+                        "type": "server_error",
+                        "code": "pipeline_error",
+                        "message": str(data.get("message", "")),
+                    },
+                )
+
+
+async def _transcribed(session: RealtimeSession, item_id: str, transcript: str, audio_seconds: float) -> None:
+    session.transcripts[item_id] = transcript
+    item = session.conversation.get(item_id)
+    if item is not None:
+        for part in item.get("content") or []:
+            if part.get("type") == "input_audio":
+                part["transcript"] = transcript
+        await session.conversation.save(item)
+    if session.config.transcription is not None:
+        await session.emit(ev.transcription_completed(item_id, transcript, audio_seconds))
+
+
+def truncate_item(item: dict[str, Any], audio_end_ms: int) -> None:
+    """Keep the audio up to `audio_end_ms`; the transcript is cut in proportion (the server has no word
+    timings), so the conversation holds no text the user did not hear."""
+    audio_ms = int(item.get("_audio_ms", 0)) or 1
+    for part in item["content"]:
+        if part.get("type") == "output_audio":
+            transcript = part.get("transcript") or ""
+            words = transcript.split()
+            keep = int(len(words) * min(1.0, audio_end_ms / audio_ms))
+            part["transcript"] = " ".join(words[:keep])
+    item["_audio_ms"] = audio_end_ms
+    with contextlib.suppress(KeyError):
+        item["status"] = "incomplete" if audio_end_ms < audio_ms else item["status"]
+
+
+CLIENT_EVENT_HANDLERS: dict[str, Callable[[RealtimeSession, ClientEvent], Awaitable[None]]] = {
+    "session.update": on_session_update,
+    "input_audio_buffer.commit": on_input_audio_buffer_commit,
+    "input_audio_buffer.clear": on_input_audio_buffer_clear,
+    "output_audio_buffer.clear": on_output_audio_buffer_clear,
+    "conversation.item.create": on_conversation_item_create,
+    "conversation.item.retrieve": on_conversation_item_retrieve,
+    "conversation.item.delete": on_conversation_item_delete,
+    "conversation.item.truncate": on_conversation_item_truncate,
+    "response.create": on_response_create,
+    "response.cancel": on_response_cancel,
+}

@@ -1,0 +1,168 @@
+"""The input audio buffer of one session: decode, detect turns, and feed the pipeline.
+
+Appended audio (base64 in the session's input format, or 16 kHz frames from a WebRTC track) becomes
+16 kHz mono 20 ms frames. With server VAD on, frames reach the bus only around speech (a ring buffer
+keeps `prefix_padding_ms` of audio before the start), so silence costs no bus traffic; with turn
+detection off (manual commit) every frame goes to the bus. `buffered_ms` counts all audio appended
+since the last commit or clear, which is what OpenAI's commit rule measures.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from media_gateway.codecs import AudioFormatError, InputAudioDecoder
+from media_gateway.pipeline.bus import Bus
+from media_gateway.pipeline.messages import FRAME_MS, INPUT_TOPIC, audio_headers, event_payload
+from media_gateway.realtime.errors import RealtimeError
+from media_gateway.speech.vad import SpeechStarted, SpeechStopped, TurnDetector, VadModel, semantic_silence_ms
+
+TurnEvent = SpeechStarted | SpeechStopped
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """The effective turn-detection settings (server_vad, or semantic_vad mapped onto it)."""
+
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    create_response: bool
+    interrupt_response: bool
+
+    @classmethod
+    def from_config(cls, value: Mapping[str, Any] | None) -> TurnDetection | None:
+        if value is None:
+            return None
+        if value.get("type") == "semantic_vad":
+            # semantic_vad has no acoustic parameters: map its eagerness onto server VAD silence.
+            return cls(
+                threshold=0.5,
+                prefix_padding_ms=300,
+                silence_duration_ms=semantic_silence_ms(str(value.get("eagerness") or "auto")),
+                create_response=bool(value.get("create_response", True)),
+                interrupt_response=bool(value.get("interrupt_response", True)),
+            )
+        return cls(
+            threshold=float(value.get("threshold", 0.5)),
+            prefix_padding_ms=int(value.get("prefix_padding_ms", 300)),
+            silence_duration_ms=int(value.get("silence_duration_ms", 500)),
+            create_response=bool(value.get("create_response", True)),
+            interrupt_response=bool(value.get("interrupt_response", True)),
+        )
+
+
+class InputAudio:
+    def __init__(
+        self,
+        session_id: str,
+        bus: Bus,
+        *,
+        input_format: Mapping[str, Any],
+        turn_detection: TurnDetection | None,
+        vad_model: VadModel,
+    ) -> None:
+        self._session_id = session_id
+        self._bus = bus
+        self._vad_model = vad_model
+        self._decoder = InputAudioDecoder(input_format)
+        self._format = dict(input_format)
+        self.turn_detection = turn_detection
+        self._detector: TurnDetector | None = None
+        self._prefix: collections.deque[bytes] = collections.deque()
+        self._in_speech = False
+        self._seq = 0
+        self.buffered_ms = 0
+        self.total_ms = 0
+        self._detector_offset_ms = 0
+        self._configure_detector()
+
+    def _configure_detector(self) -> None:
+        settings = self.turn_detection
+        if settings is None:
+            self._detector = None
+        else:
+            self._detector = TurnDetector(
+                threshold=settings.threshold,
+                prefix_padding_ms=settings.prefix_padding_ms,
+                silence_duration_ms=settings.silence_duration_ms,
+                model=self._vad_model,
+            )
+            self._prefix = collections.deque(maxlen=max(1, settings.prefix_padding_ms // FRAME_MS))
+        # A new detector counts from zero; events report positions in the session's whole input stream.
+        self._detector_offset_ms = self.total_ms
+        self._in_speech = False
+
+    def reconfigure(self, input_format: Mapping[str, Any], turn_detection: TurnDetection | None) -> None:
+        if dict(input_format) != self._format:
+            self._decoder = InputAudioDecoder(input_format)
+            self._format = dict(input_format)
+        if turn_detection != self.turn_detection:
+            self.turn_detection = turn_detection
+            self._configure_detector()
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    async def append_encoded(self, data: bytes, event_id: str | None) -> list[TurnEvent]:
+        try:
+            frames = self._decoder.decode(data)
+        except AudioFormatError as exc:
+            raise RealtimeError(exc.message, code=exc.code, param="audio", event_id=event_id) from None
+        return await self.push_frames(frames)
+
+    async def push_frames(self, frames: list[bytes]) -> list[TurnEvent]:
+        events: list[TurnEvent] = []
+        for frame in frames:
+            self.total_ms += FRAME_MS
+            self.buffered_ms += FRAME_MS
+            if self._detector is None:
+                await self._publish(frame)
+                continue
+            detected = [self._shift(event) for event in self._detector.process(frame)]
+            for event in detected:
+                if isinstance(event, SpeechStarted):
+                    self._in_speech = True
+                    for buffered in self._prefix:
+                        await self._publish(buffered)
+                    self._prefix.clear()
+                else:
+                    self._in_speech = False
+            if self._in_speech or any(isinstance(e, SpeechStopped) for e in detected):
+                await self._publish(frame)
+            else:
+                self._prefix.append(frame)
+            events.extend(detected)
+        return events
+
+    def _shift(self, event: TurnEvent) -> TurnEvent:
+        if not self._detector_offset_ms:
+            return event
+        if isinstance(event, SpeechStarted):
+            return dataclasses.replace(event, audio_start_ms=event.audio_start_ms + self._detector_offset_ms)
+        return dataclasses.replace(event, audio_end_ms=event.audio_end_ms + self._detector_offset_ms)
+
+    async def _publish(self, frame: bytes) -> None:
+        self._seq += 1
+        await self._bus.publish(INPUT_TOPIC, self._session_id, frame, audio_headers(seq=str(self._seq)))
+
+    async def commit(self, item_id: str) -> None:
+        """Everything published since the last commit/clear becomes utterance `item_id`."""
+        if not self._in_speech:
+            for buffered in self._prefix:
+                await self._publish(buffered)
+            self._prefix.clear()
+        payload, headers = event_payload("input.commit", item_id=item_id)
+        await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
+        self.buffered_ms = 0
+
+    async def clear(self) -> None:
+        payload, headers = event_payload("input.clear")
+        await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
+        self._prefix.clear()
+        self.buffered_ms = 0

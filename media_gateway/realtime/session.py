@@ -1,0 +1,272 @@
+"""The realtime session engine: one per connected session, independent of the transport.
+
+A transport hands the engine decoded client events (`handle_text`) and, for WebRTC, 16 kHz frames
+(`push_frames`); it receives server events through `EngineOutput.send_event`. The engine talks to the
+speech pipeline only through the bus (`pipeline.messages`). It imports neither aiohttp nor aiortc.
+
+Concurrency: client events and pipeline messages both mutate session state, so both run under one lock.
+Pipeline messages arrive on a per-session queue (filled by the `OutputDispatcher`) and are handled by a
+task this session owns, so one slow session never stalls another's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from media_gateway.observability.logging import get_logger
+from media_gateway.persistence.repositories import Repositories
+from media_gateway.pipeline.bus import Bus
+from media_gateway.pipeline.messages import (
+    INPUT_TOPIC,
+    PipelineAudio,
+    PipelineEvent,
+    SessionSettings,
+    event_payload,
+)
+from media_gateway.policy.engine import PolicyEngine, PolicyUnavailable
+from media_gateway.realtime import handlers
+from media_gateway.realtime import server_events as ev
+from media_gateway.realtime.client_events import ClientEvent, parse_client_event
+from media_gateway.realtime.conversation import Conversation
+from media_gateway.realtime.dispatcher import OutputDispatcher
+from media_gateway.realtime.errors import RealtimeError
+from media_gateway.realtime.input_audio import InputAudio, TurnDetection
+from media_gateway.realtime.responses import ResponseRun
+from media_gateway.realtime.session_config import SessionConfig, session_object
+from media_gateway.speech.vad import SpeechStarted, VadModel
+
+log = get_logger(__name__)
+
+
+class EngineOutput(Protocol):
+    """What a transport offers the engine."""
+
+    async def send_event(self, event: dict[str, Any]) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    max_append_bytes: int = 15 * 1024 * 1024
+    response_timeout_seconds: float = 30.0
+    max_session_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class EngineServices:
+    """Shared, process-wide dependencies of every session (built by the composition root)."""
+
+    bus: Bus
+    dispatcher: OutputDispatcher
+    repositories: Repositories
+    policy: PolicyEngine
+    vad_model: VadModel
+    limits: EngineLimits
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who opened the session: the policy view of the key (and secret, if one was used)."""
+
+    key: dict[str, Any]
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        config: SessionConfig,
+        output: EngineOutput,
+        services: EngineServices,
+        principal: Principal,
+        expires_at: int | None = None,
+    ) -> None:
+        self.id = session_id
+        self.config = config
+        self.output = output
+        self.services = services
+        self.principal = principal
+        self.expires_at = expires_at
+        self.lock = asyncio.Lock()
+        self.conversation = Conversation(session_id, services.repositories.items)
+        self.input_audio = InputAudio(
+            session_id,
+            services.bus,
+            input_format=self.input_format_of(config),
+            turn_detection=TurnDetection.from_config(self.turn_detection_of(config)),
+            vad_model=services.vad_model,
+        )
+        self.response: ResponseRun | None = None
+        self.current_speech_item: str | None = None
+        self.transcripts: dict[str, str] = {}
+        self._inbox: asyncio.Queue[PipelineEvent | PipelineAudio] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pipeline_task: asyncio.Task[None] | None = None
+        self._deadline_task: asyncio.Task[None] | None = None
+        self.response_watchdog: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # --- configuration views ----------------------------------------------------------------------
+
+    @staticmethod
+    def input_format_of(config: SessionConfig) -> dict[str, Any]:
+        audio = config.to_dict().get("audio") or {}
+        return dict((audio.get("input") or {}).get("format") or {"type": "audio/pcm", "rate": 24000})
+
+    @staticmethod
+    def turn_detection_of(config: SessionConfig) -> dict[str, Any] | None:
+        audio = config.to_dict().get("audio") or {}
+        value = (audio.get("input") or {}).get("turn_detection")
+        return dict(value) if isinstance(value, dict) else None
+
+    def pipeline_settings(self) -> SessionSettings:
+        transcription = self.config.transcription
+        language = getattr(transcription, "language", None) or "en"
+        voice = self.config.voice
+        return SessionSettings(
+            language=str(language),
+            instructions=self.config.instructions,
+            voice=voice if isinstance(voice, str) else "alloy",
+            output_modalities=tuple(self.config.output_modalities or ["audio"]),
+            transcribe=True,
+        )
+
+    def session_view(self) -> dict[str, Any]:
+        return session_object(self.config, session_id=self.id, expires_at=self.expires_at)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.services.dispatcher.register(self.id, self._inbox)
+        await self.publish("session.open", **self.pipeline_settings().as_fields())
+        self._pipeline_task = self.spawn(self._consume_pipeline(), "pipeline-in")
+        self._deadline_task = self.spawn(self._enforce_deadline(), "deadline")
+        await self.emit(ev.session_created(self.session_view()))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        async with self.lock:
+            if self.response is not None and not self.response.finished:
+                await self.publish("response.cancel", response_id=self.response.id)
+                await self.response.stop_audio()
+        self.services.dispatcher.unregister(self.id)
+        with contextlib.suppress(Exception):
+            await self.publish("session.close")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            await coroutine
+
+        task = asyncio.create_task(run(), name=f"{name}:{self.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _enforce_deadline(self) -> None:
+        await asyncio.sleep(self.services.limits.max_session_seconds)
+        minutes = self.services.limits.max_session_seconds / 60
+        await self.emit(
+            ev.error(
+                RealtimeError(
+                    f"Your session hit the maximum duration of {minutes:g} minutes.", code="session_expired"
+                )
+            )
+        )
+        await self.output.close(1000, "session expired")
+
+    # --- output -----------------------------------------------------------------------------------
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        if not self.closed:
+            await self.output.send_event(event)
+
+    async def publish(self, event_type: str, **fields: Any) -> None:
+        payload, headers = event_payload(event_type, **fields)
+        await self.services.bus.publish(INPUT_TOPIC, self.id, payload, headers)
+
+    # --- input from the transport ----------------------------------------------------------------
+
+    async def handle_text(self, raw: str | bytes) -> None:
+        """One client event frame. Errors become `error` events; the session goes on."""
+        try:
+            event = parse_client_event(raw)
+            async with self.lock:
+                await self.dispatch(event)
+        except RealtimeError as exc:
+            await self.emit(ev.error(exc))
+        except PolicyUnavailable:
+            await self.emit(
+                ev.error(
+                    RealtimeError(
+                        "The policy service is unavailable; the change was refused.",
+                        code="policy_unavailable",
+                        error_type="server_error",
+                    )
+                )
+            )
+
+    async def push_frames(self, frames: list[bytes]) -> None:
+        """16 kHz frames from a media track (WebRTC): the same path as appended audio."""
+        async with self.lock:
+            await self.on_turn_events(await self.input_audio.push_frames(frames))
+
+    async def dispatch(self, event: ClientEvent) -> None:
+        if event.type == "input_audio_buffer.append":
+            await self.on_input_audio_buffer_append(event)
+            return
+        handler = handlers.CLIENT_EVENT_HANDLERS.get(event.type)
+        if handler is None:  # pragma: no cover - parse_client_event admits only known types
+            raise RealtimeError(f"Unsupported event type '{event.type}'.", code="invalid_value", param="type")
+        await handler(self, event)
+
+    async def on_input_audio_buffer_append(self, event: ClientEvent) -> None:
+        audio = event.data["audio"]
+        if len(audio) > self.services.limits.max_append_bytes * 4 // 3 + 4:
+            raise RealtimeError(
+                f"Audio chunk too large: at most {self.services.limits.max_append_bytes} bytes per append.",
+                code="audio_too_large",
+                param="audio",
+                event_id=event.event_id,
+            )
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise RealtimeError(
+                "Invalid 'audio': expected base64-encoded audio bytes.",
+                code="invalid_value",
+                param="audio",
+                event_id=event.event_id,
+            ) from None
+        await self.on_turn_events(await self.input_audio.append_encoded(data, event.event_id))
+
+    async def on_turn_events(self, events: list[Any]) -> None:
+        for turn_event in events:
+            if isinstance(turn_event, SpeechStarted):
+                await handlers.speech_started(self, turn_event.audio_start_ms)
+            else:
+                await handlers.speech_stopped(self, turn_event.audio_end_ms)
+
+    # --- input from the pipeline ------------------------------------------------------------------
+
+    async def _consume_pipeline(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            try:
+                async with self.lock:
+                    await handlers.on_pipeline(self, message)
+            except Exception:
+                log.exception("session.pipeline_message_failed", session_id=self.id)
