@@ -25,6 +25,7 @@ from media_gateway.app_keys import (
     METRICS,
     POLICY,
     REPOSITORIES,
+    SESSIONS,
     SETTINGS,
 )
 from media_gateway.observability import http as http_observability
@@ -37,6 +38,7 @@ from media_gateway.pipeline.bus import Bus, InProcessBus
 from media_gateway.pipeline.inprocess import InProcessSpeechPipeline
 from media_gateway.policy.engine import create_policy_engine
 from media_gateway.realtime.dispatcher import OutputDispatcher
+from media_gateway.realtime.registry import LiveSessions
 from media_gateway.realtime.session import EngineLimits, EngineServices
 from media_gateway.settings import Settings
 from media_gateway.signaling import routes as signaling_routes
@@ -62,6 +64,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app[METRICS] = metrics or Metrics.create()
     app[LIVE_CONNECTIONS] = LiveConnections()
     app[LEASES] = ConnectionLeases(settings.max_connections_per_secret)
+    app[SESSIONS] = LiveSessions()
 
     app.cleanup_ctx.append(_database_context)
     app.cleanup_ctx.append(_policy_context)
@@ -120,6 +123,7 @@ async def _bus_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_live_connections(app: web.Application) -> None:
+    await app[SESSIONS].close_all()
     await app[LIVE_CONNECTIONS].close_all()
 
 

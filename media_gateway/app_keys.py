@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from media_gateway.persistence.repositories import Repositories
     from media_gateway.pipeline.bus import Bus
     from media_gateway.policy.engine import PolicyEngine
+    from media_gateway.realtime.registry import LiveSessions
     from media_gateway.realtime.session import EngineServices
     from media_gateway.settings import Settings
     from media_gateway.signaling.leases import ConnectionLeases
@@ -30,3 +31,4 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 ENGINE: web.AppKey[EngineServices] = web.AppKey("engine")
 LEASES: web.AppKey[ConnectionLeases] = web.AppKey("leases")
 LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")
+SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")

@@ -86,6 +86,9 @@ async def on_input_audio_buffer_clear(session: RealtimeSession, event: ClientEve
 
 
 async def on_output_audio_buffer_clear(session: RealtimeSession, event: ClientEvent) -> None:
+    if session.audio_sink is not None:
+        await clear_playout(session)
+        return
     raise RealtimeError(
         "output_audio_buffer.clear is only supported on WebRTC and SIP connections; on a WebSocket, "
         "use response.cancel and conversation.item.truncate.",
@@ -117,8 +120,11 @@ async def speech_started(session: RealtimeSession, audio_start_ms: int) -> None:
     # Clients stop playback on speech_started, so it goes first; then the response ends (GA order).
     await session.emit(ev.speech_started(session.current_speech_item, audio_start_ms))
     turn = session.input_audio.turn_detection
-    if turn is not None and turn.interrupt_response and session.response is not None:
-        await cancel_response(session, reason="turn_detected")
+    if turn is not None and turn.interrupt_response:
+        if session.response is not None:
+            await cancel_response(session, reason="turn_detected")
+        if session.audio_sink is not None:
+            await clear_playout(session)
 
 
 async def speech_stopped(session: RealtimeSession, audio_end_ms: int) -> None:
@@ -247,10 +253,13 @@ async def start_response(session: RealtimeSession, event_id: str | None, params:
         conversation_id=f"conv_{session.id[5:]}",
         options=options,
         emit=session.emit,
+        sink=session.audio_sink,
         input_text_words=len(str(source.get("input_text") or "").split()),
     )
     session.response = run
     await run.begin()
+    if run.audio_mode and session.audio_sink is not None:
+        session.audio_items[run.id] = run.item
     await session.publish(
         "response.create",
         response_id=run.id,
@@ -301,6 +310,21 @@ async def cancel_response(session: RealtimeSession, *, reason: str) -> None:
         return
     await session.publish("response.cancel", response_id=run.id)
     await end_response(session, "cancelled", reason=reason)
+
+
+async def clear_playout(session: RealtimeSession) -> None:
+    """Stop server-owned playout now; the item keeps only the audio actually played."""
+    assert session.audio_sink is not None
+    response_id = session.audio_sink.clear()
+    if response_id is None:
+        return
+    played_ms = session.audio_sink.played_ms(response_id)
+    await session.emit(ev.output_audio_buffer("cleared", response_id))
+    item = session.audio_items.pop(response_id, None)
+    if item is not None and played_ms < int(item.get("_audio_ms", 0)):
+        truncate_item(item, played_ms)
+        await session.conversation.save(item)
+        await session.emit(ev.item_truncated(item["id"], 0, played_ms))
 
 
 async def end_response(

@@ -24,6 +24,7 @@ from media_gateway.codecs import OutputAudioEncoder
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.conversation import Conversation, Item, public_item
 from media_gateway.realtime.ids import item_id as new_item_id
+from media_gateway.realtime.playout import AudioSink
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 FinishStatus = Literal["completed", "cancelled", "failed", "incomplete"]
@@ -61,6 +62,7 @@ class ResponseRun:
         emit: Emit,
         input_text_words: int = 0,
         input_audio_ms: int = 0,
+        sink: AudioSink | None = None,
     ) -> None:
         self.id = response_id
         self._conversation = conversation
@@ -80,7 +82,9 @@ class ResponseRun:
         self._previous_item_id: str | None = None
         self._text: list[str] = []
         self._audio = _Audio()
-        if self.audio_mode and options.output_format is not None:
+        # With a sink (WebRTC) the transport plays the audio on its track: no deltas, no encoding here.
+        self._sink = sink if self.audio_mode else None
+        if self.audio_mode and self._sink is None and options.output_format is not None:
             self._audio.encoder = OutputAudioEncoder(options.output_format)
         self._audio_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
@@ -117,7 +121,7 @@ class ResponseRun:
             await self._emit(ev.item_added(public_item(self.item), self._previous_item_id))
         await self._emit(ev.content_part_added(self.id, self.item["id"], self._empty_part()))
         self._started_at = time.monotonic()
-        if self.audio_mode:
+        if self.audio_mode and self._sink is None:
             self._audio_task = asyncio.create_task(self._send_audio(), name=f"audio-out:{self.id}")
 
     def _empty_part(self) -> dict[str, Any]:
@@ -135,7 +139,12 @@ class ResponseRun:
             await self._emit(ev.output_text_delta(self.id, self.item["id"], delta))
 
     def audio(self, pcm: bytes, sample_rate: int) -> None:
-        if self.finished or not self.audio_mode or self._audio.encoder is None:
+        if self.finished or not self.audio_mode:
+            return
+        if self._sink is not None:
+            self._sink.play(self.id, pcm, sample_rate)
+            return
+        if self._audio.encoder is None:
             return
         encoded = self._audio.encoder.encode(pcm, sample_rate)
         if encoded:
@@ -160,6 +169,15 @@ class ResponseRun:
 
     @property
     def delivered_audio_ms(self) -> int:
+        """Audio the client has: sent as deltas (WebSocket), or actually played out (sink)."""
+        if self._sink is not None:
+            return self._sink.played_ms(self.id)
+        return int(self._audio.sent_ms)
+
+    @property
+    def queued_audio_ms(self) -> int:
+        if self._sink is not None:
+            return self._sink.queued_ms(self.id)
         return int(self._audio.sent_ms)
 
     async def drain_audio(self) -> None:
@@ -205,7 +223,10 @@ class ResponseRun:
         self.item["content"] = content
         self.item["status"] = item_status
         if self.audio_mode:
-            self.item["_audio_ms"] = self.delivered_audio_ms
+            # A completed response's item holds all its audio (a sink may still be playing it); an
+            # interrupted one holds only what reached the listener.
+            completed = status == "completed"
+            self.item["_audio_ms"] = self.queued_audio_ms if completed else self.delivered_audio_ms
         if self.options.in_conversation:
             await self._conversation.save(self.item)
             await self._emit(ev.item_done(public_item(self.item), self._previous_item_id))

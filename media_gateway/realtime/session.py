@@ -37,6 +37,7 @@ from media_gateway.realtime.conversation import Conversation
 from media_gateway.realtime.dispatcher import OutputDispatcher
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.input_audio import InputAudio, TurnDetection
+from media_gateway.realtime.playout import AudioSink
 from media_gateway.realtime.responses import ResponseRun
 from media_gateway.realtime.session_config import SessionConfig, session_object
 from media_gateway.speech.vad import SpeechStarted, VadModel
@@ -87,10 +88,14 @@ class RealtimeSession:
         services: EngineServices,
         principal: Principal,
         expires_at: int | None = None,
+        audio_sink: AudioSink | None = None,
     ) -> None:
         self.id = session_id
         self.config = config
-        self.output = output
+        self.outputs: list[EngineOutput] = [output]
+        self.audio_sink = audio_sink
+        # Items whose audio the sink may still be playing, by response id (server-owned playout only).
+        self.audio_items: dict[str, dict[str, Any]] = {}
         self.services = services
         self.principal = principal
         self.expires_at = expires_at
@@ -186,13 +191,38 @@ class RealtimeSession:
                 )
             )
         )
-        await self.output.close(1000, "session expired")
+        for output in list(self.outputs):
+            await output.close(1000, "session expired")
 
     # --- output -----------------------------------------------------------------------------------
 
     async def emit(self, event: dict[str, Any]) -> None:
         if not self.closed:
-            await self.output.send_event(event)
+            for output in list(self.outputs):
+                await output.send_event(event)
+
+    async def attach(self, output: EngineOutput) -> None:
+        """A sideband connection (WebSocket `?call_id=`): it gets session.created, then every event."""
+        await output.send_event(ev.session_created(self.session_view()))
+        self.outputs.append(output)
+
+    def detach(self, output: EngineOutput) -> None:
+        if output in self.outputs[1:]:
+            self.outputs.remove(output)
+
+    async def shutdown(self) -> None:
+        """The gateway is stopping: close every connection of this session (1001: going away)."""
+        for output in list(self.outputs):
+            await output.close(1001, "server shutting down")
+
+    # --- server-owned playout (AudioSink listener) ------------------------------------------------
+
+    def playout_started(self, response_id: str) -> None:
+        self.spawn(self.emit(ev.output_audio_buffer("started", response_id)), "playout-started")
+
+    def playout_stopped(self, response_id: str) -> None:
+        self.audio_items.pop(response_id, None)
+        self.spawn(self.emit(ev.output_audio_buffer("stopped", response_id)), "playout-stopped")
 
     async def publish(self, event_type: str, **fields: Any) -> None:
         payload, headers = event_payload(event_type, **fields)

@@ -1,10 +1,13 @@
 """The WebSocket transport: `GET /v1/realtime`, the way the official clients connect.
 
 Before the upgrade: authenticate (Authorization bearer, or the browser subprotocol
-`openai-insecure-api-key.<key>`), resolve the session, and ask the `connect` policy; failures answer
-the OpenAI error JSON with 401/403/404/429, which clients do not retry. After the upgrade the connection
+`openai-insecure-api-key.<key>`) and admit the connection (`signaling.admission`); refusals answer the
+OpenAI error JSON with 401/403/404/429, which clients do not retry. After the upgrade the connection
 carries text frames of client events to the engine and server events back. One writer task owns the
 socket's send side, so events from the engine's tasks never interleave mid-frame.
+
+`?call_id=rtc_…` attaches a sideband connection to a live WebRTC call's session: it sees the same server
+events and may send client events, but the call's own lifetime does not depend on it.
 """
 
 from __future__ import annotations
@@ -12,43 +15,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from media_gateway.app_keys import ENGINE, LEASES, LIVE_CONNECTIONS, REPOSITORIES, SETTINGS
-from media_gateway.credentials import looks_like_client_secret
+from media_gateway.app_keys import ENGINE, LIVE_CONNECTIONS, REPOSITORIES, SESSIONS, SETTINGS
 from media_gateway.observability.logging import bind_context, get_logger
-from media_gateway.persistence.repositories import ApiKeyRecord
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.session import Principal, RealtimeSession
-from media_gateway.realtime.session_config import SessionConfig, new_session_config
-from media_gateway.signaling.auth import (
-    MISSING_KEY_MESSAGE,
-    authenticate_api_key_value,
-    authenticate_client_secret_value,
-)
-from media_gateway.signaling.client_secrets import decide, key_summary
+from media_gateway.signaling.admission import admit
+from media_gateway.signaling.auth import MISSING_KEY_MESSAGE, authenticate_api_key_value
+from media_gateway.signaling.client_secrets import key_summary
 from media_gateway.signaling.errors import ApiError
-from media_gateway.signaling.leases import Lease
 
 log = get_logger(__name__)
 
 SUBPROTOCOL = "realtime"
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 OUTBOUND_QUEUE_LIMIT = 4096
-CLOSE_POLICY = 4003  # 4xxx: not retried by clients
-
-
-@dataclass
-class _Admission:
-    key: ApiKeyRecord
-    session_id: str
-    config: SessionConfig
-    expires_at: int | None
-    lease: Lease | None
 
 
 def _credential(request: web.Request) -> str:
@@ -61,62 +46,6 @@ def _credential(request: web.Request) -> str:
         if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
             return protocol[len(KEY_SUBPROTOCOL_PREFIX) :]
     raise ApiError(401, MISSING_KEY_MESSAGE, code="missing_api_key")
-
-
-async def _admit(request: web.Request) -> _Admission:
-    settings = request.app[SETTINGS]
-    repositories = request.app[REPOSITORIES]
-    if "call_id" in request.query:
-        raise ApiError(
-            404, f"Call '{request.query['call_id'][:64]}' not found.", code="call_not_found", param="call_id"
-        )
-    credential = _credential(request)
-    lease: Lease | None = None
-    secret_view: dict[str, Any] | None = None
-    if looks_like_client_secret(credential):
-        principal = await authenticate_client_secret_value(request, credential)
-        key, secret = principal.key, principal.secret
-        if (
-            secret.session_id is None
-            or (session := await repositories.sessions.get(secret.session_id)) is None
-        ):
-            raise ApiError(
-                404, "The session of this client secret no longer exists.", code="session_not_found"
-            )
-        leases = request.app[LEASES]
-        secret_view = {
-            "id": secret.id,
-            "expired": False,
-            "revoked": secret.revoked_at is not None,
-            "live_connections": leases.live(secret.id),
-            "max_live_connections": leases.max_per_secret,
-        }
-        config = SessionConfig.model_validate(session.config)
-        session_id, expires_at = session.id, int(secret.expires_at.timestamp())
-    else:
-        key = await authenticate_api_key_value(request, credential)
-        intent = request.query.get("intent")
-        model = request.query.get("model") or settings.default_model
-        config = new_session_config("transcription" if intent == "transcription" else "realtime", model=model)
-        session_id, expires_at = "", None
-    usage = {"concurrent_sessions": await repositories.sessions.count_active(key.id)}
-    await decide(
-        request,
-        "connect",
-        {"key": key_summary(key), "secret": secret_view, "transport": "websocket", "usage": usage},
-    )
-    if secret_view is not None:
-        lease = request.app[LEASES].acquire(secret_view["id"])
-        if lease is None:
-            raise ApiError(409, "This client secret already has a live connection.", code="secret_in_use")
-        await repositories.client_secrets.record_use(secret_view["id"])
-        await repositories.sessions.set_status(session_id, "active")
-    else:
-        record = await repositories.sessions.create(
-            api_key_id=key.id, type=config.type, model=config.model, config=config.to_dict(), status="active"
-        )
-        session_id = record.id
-    return _Admission(key=key, session_id=session_id, config=config, expires_at=expires_at, lease=lease)
 
 
 class WebSocketOutput:
@@ -160,55 +89,96 @@ class WebSocketOutput:
             await self._writer
 
 
-async def realtime_websocket(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    if not request.headers.get("Upgrade", "").lower() == "websocket":
-        raise ApiError(
-            400, "This endpoint speaks WebSocket: send an Upgrade request.", code="websocket_required"
-        )
-    admission = await _admit(request)
-    bind_context(session_id=admission.session_id)
+def _prepare_response(request: web.Request) -> web.WebSocketResponse:
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     # Select `realtime` when subprotocols are offered: browsers and `ws` fail without a selection, and
     # the key entry must never be echoed.
-    ws = web.WebSocketResponse(
+    return web.WebSocketResponse(
         protocols=(SUBPROTOCOL,) if SUBPROTOCOL in offered else (),
-        max_msg_size=settings.ws_max_message_bytes,
+        max_msg_size=request.app[SETTINGS].ws_max_message_bytes,
         heartbeat=30.0,
         autoping=True,
     )
+
+
+async def realtime_websocket(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise ApiError(
+            400, "This endpoint speaks WebSocket: send an Upgrade request.", code="websocket_required"
+        )
+    credential = _credential(request)
+    if "call_id" in request.query:
+        return await _sideband(request, credential, request.query["call_id"])
+    admission = await admit(
+        request,
+        credential,
+        transport="websocket",
+        intent=request.query.get("intent"),
+        model=request.query.get("model"),
+    )
+    bind_context(session_id=admission.session_id)
+    ws = _prepare_response(request)
     try:
         await ws.prepare(request)
-    except Exception:
-        if admission.lease is not None:
-            admission.lease.release()
+    except BaseException:
+        admission.release()
         raise
     request.app[LIVE_CONNECTIONS].add(ws)
     output = WebSocketOutput(ws)
-    engine = request.app[ENGINE]
     session = RealtimeSession(
         session_id=admission.session_id,
         config=admission.config,
         output=output,
-        services=engine,
+        services=request.app[ENGINE],
         principal=Principal(key=key_summary(admission.key)),
         expires_at=admission.expires_at,
     )
+    sessions = request.app[SESSIONS]
+    sessions.add(session)
     log.info("realtime.connected", transport="websocket", api_key_id=admission.key.id)
     try:
         await session.start()
-        await _read_loop(ws, session, output, idle_timeout=settings.session_idle_timeout_seconds)
+        await _read_loop(ws, session, output, idle_timeout=request.app[SETTINGS].session_idle_timeout_seconds)
     finally:
+        sessions.remove(session)
         await session.close()
         await output.flush()
         await output.stop()
         if not ws.closed:
             await ws.close()
-        if admission.lease is not None:
-            admission.lease.release()
+        admission.release()
         with contextlib.suppress(Exception):
             await request.app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
         log.info("realtime.disconnected", transport="websocket", close_code=ws.close_code)
+    return ws
+
+
+async def _sideband(request: web.Request, credential: str, call_id: str) -> web.StreamResponse:
+    """Attach to the session of a live call. Only the API key that owns the call's session may."""
+    key = await authenticate_api_key_value(request, credential)
+    call = await request.app[REPOSITORIES].calls.get(call_id)
+    session_record = await request.app[REPOSITORIES].sessions.get(call.session_id) if call else None
+    session = request.app[SESSIONS].get(call.session_id) if call else None
+    if call is None or session_record is None or session_record.api_key_id != key.id:
+        raise ApiError(404, f"Call '{call_id[:64]}' not found.", code="call_not_found", param="call_id")
+    if session is None or session.closed:
+        raise ApiError(404, f"Call '{call_id[:64]}' has ended.", code="call_not_found", param="call_id")
+    bind_context(session_id=session.id, call_id=call_id)
+    ws = _prepare_response(request)
+    await ws.prepare(request)
+    request.app[LIVE_CONNECTIONS].add(ws)
+    output = WebSocketOutput(ws)
+    log.info("realtime.sideband_attached", api_key_id=key.id)
+    try:
+        await session.attach(output)
+        await _read_loop(ws, session, output, idle_timeout=request.app[SETTINGS].session_idle_timeout_seconds)
+    finally:
+        session.detach(output)
+        await output.flush()
+        await output.stop()
+        if not ws.closed:
+            await ws.close()
+        log.info("realtime.sideband_detached", close_code=ws.close_code)
     return ws
 
 
