@@ -30,7 +30,7 @@ from media_gateway.pipeline.messages import (
     event_payload,
 )
 from media_gateway.policy.engine import PolicyEngine, PolicyUnavailable
-from media_gateway.realtime import handlers
+from media_gateway.realtime import handlers, responding
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.client_events import ClientEvent, parse_client_event
 from media_gateway.realtime.conversation import Conversation
@@ -297,6 +297,6 @@ class RealtimeSession:
             message = await self._inbox.get()
             try:
                 async with self.lock:
-                    await handlers.on_pipeline(self, message)
+                    await responding.on_pipeline(self, message)
             except Exception:
                 log.exception("session.pipeline_message_failed", session_id=self.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiohttp
@@ -161,3 +162,34 @@ async def test_items_survive_a_gateway_restart(gateway_factory: GatewayFactory) 
     items = await second.repositories.items.list_for_session(created["session"]["id"])
     assert [item.id for item in items] == [done["item"]["id"]]
     assert items[0].content == [{"type": "input_text", "text": "remember me"}]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_concurrent_sessions_per_key_are_limited_by_policy(gateway: Gateway) -> None:
+    """The `realtime` scope allows 10 live sessions per key (policy data); the 11th is told to retry."""
+    key = await gateway.create_api_key()
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(10):
+            client = await stack.enter_async_context(connect(gateway.base_url, key))
+            assert (await client.recv())["type"] == "session.created"
+        async with aiohttp.ClientSession() as http:
+            response = await http.get(
+                gateway.base_url + "/v1/realtime?model=gpt-realtime",
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Upgrade": "websocket",
+                    "Connection": "Upgrade",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                },
+            )
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+            assert_openai_error(await response.json(), code="rate_limit_exceeded")
+    # Closing one frees a slot.
+    for _ in range(50):
+        if await gateway.repositories.sessions.count_active((await gateway.key_record(key)).id) < 10:
+            break
+        await asyncio.sleep(0.05)
+    async with connect(gateway.base_url, key) as client:
+        assert (await client.recv())["type"] == "session.created"
