@@ -49,6 +49,32 @@ class ClientEvent:
     data: dict[str, Any]
 
 
+def _missing(param: str, event_id: str | None) -> RealtimeError:
+    return RealtimeError(
+        f"Missing required parameter: '{param}'.",
+        code="missing_required_parameter",
+        param=param,
+        event_id=event_id,
+    )
+
+
+def _wrong_type(param: str, expected: str, event_id: str | None) -> RealtimeError:
+    return RealtimeError(
+        f"Invalid type for '{param}': expected {expected}.",
+        code="invalid_type",
+        param=param,
+        event_id=event_id,
+    )
+
+
+def _only_keys(body: dict[str, Any], allowed: tuple[str, ...], event_id: str | None) -> None:
+    for key in body:
+        if key not in allowed:
+            raise RealtimeError(
+                f"Unknown parameter: '{key}'.", code="unknown_parameter", param=key, event_id=event_id
+            )
+
+
 def _unknown_fields(value: object, path: str) -> str | None:
     """The path of the first undeclared field in a validated model tree, or None."""
     if isinstance(value, BaseModel):
@@ -86,19 +112,9 @@ def parse_client_event(raw: str | bytes) -> ClientEvent:
         )
     event_type = body.get("type")
     if event_type is None:
-        raise RealtimeError(
-            "Missing required parameter: 'type'.",
-            code="missing_required_parameter",
-            param="type",
-            event_id=event_id,
-        )
+        raise _missing("type", event_id)
     if not isinstance(event_type, str):
-        raise RealtimeError(
-            "Invalid type for 'type': expected a string.",
-            code="invalid_type",
-            param="type",
-            event_id=event_id,
-        )
+        raise _wrong_type("type", "a string", event_id)
     if event_type not in SUPPORTED_TYPES:
         supported = ", ".join(f"'{name}'" for name in SUPPORTED_TYPES)
         raise RealtimeError(
@@ -125,18 +141,9 @@ def parse_client_event(raw: str | bytes) -> ClientEvent:
 
 
 def _session_update(body: dict[str, Any], event_id: str | None) -> ClientEvent:
-    for key in body:
-        if key not in ("type", "event_id", "session"):
-            raise RealtimeError(
-                f"Unknown parameter: '{key}'.", code="unknown_parameter", param=key, event_id=event_id
-            )
+    _only_keys(body, ("type", "event_id", "session"), event_id)
     if "session" not in body:
-        raise RealtimeError(
-            "Missing required parameter: 'session'.",
-            code="missing_required_parameter",
-            param="session",
-            event_id=event_id,
-        )
+        raise _missing("session", event_id)
     return ClientEvent(type="session.update", event_id=event_id, data={"session": body["session"]})
 
 
@@ -159,34 +166,15 @@ def _validation_error(exc: ValidationError, data: object, prefix: str, event_id:
 def _item_create(body: dict[str, Any], event_id: str | None) -> ClientEvent:
     """conversation.item.create, validated against the one SDK item model its type and role select
     (validating against the whole item union would report errors from unrelated members)."""
-    for key in body:
-        if key not in ("type", "event_id", "item", "previous_item_id"):
-            raise RealtimeError(
-                f"Unknown parameter: '{key}'.", code="unknown_parameter", param=key, event_id=event_id
-            )
+    _only_keys(body, ("type", "event_id", "item", "previous_item_id"), event_id)
     previous = body.get("previous_item_id")
     if previous is not None and not isinstance(previous, str):
-        raise RealtimeError(
-            "Invalid type for 'previous_item_id': expected a string.",
-            code="invalid_type",
-            param="previous_item_id",
-            event_id=event_id,
-        )
+        raise _wrong_type("previous_item_id", "a string", event_id)
     item = body.get("item")
     if item is None:
-        raise RealtimeError(
-            "Missing required parameter: 'item'.",
-            code="missing_required_parameter",
-            param="item",
-            event_id=event_id,
-        )
+        raise _missing("item", event_id)
     if not isinstance(item, dict):
-        raise RealtimeError(
-            "Invalid type for 'item': expected an object.",
-            code="invalid_type",
-            param="item",
-            event_id=event_id,
-        )
+        raise _wrong_type("item", "an object", event_id)
     item_type = item.get("type", "message")
     if item_type == "message":
         role = item.get("role")
