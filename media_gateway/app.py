@@ -18,6 +18,7 @@ from aiohttp import web
 
 from media_gateway.app_keys import (
     BUS,
+    CALLS,
     DATABASE,
     ENGINE,
     LEASES,
@@ -41,6 +42,8 @@ from media_gateway.realtime.dispatcher import OutputDispatcher
 from media_gateway.realtime.registry import LiveSessions
 from media_gateway.realtime.session import EngineLimits, EngineServices
 from media_gateway.settings import Settings
+from media_gateway.signaling import calls as calls_routes
+from media_gateway.signaling import demo as demo_routes
 from media_gateway.signaling import routes as signaling_routes
 from media_gateway.signaling.errors import error_middleware
 from media_gateway.signaling.leases import ConnectionLeases
@@ -50,6 +53,9 @@ from media_gateway.speech.tts import FliteSynthesizer
 from media_gateway.speech.vad import load_vad_model
 from media_gateway.transports import websocket as websocket_transport
 from media_gateway.transports.registry import LiveConnections
+from media_gateway.transports.webrtc.ice import install_gathering_policy
+from media_gateway.transports.webrtc.patches import install_fast_audio_level
+from media_gateway.transports.webrtc.registry import LiveCalls
 
 log = get_logger(__name__)
 
@@ -65,6 +71,14 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app[LIVE_CONNECTIONS] = LiveConnections()
     app[LEASES] = ConnectionLeases(settings.max_connections_per_secret)
     app[SESSIONS] = LiveSessions()
+    app[CALLS] = LiveCalls(app[METRICS].webrtc)
+    # Process-wide aiortc/aioice adjustments (documented where they are defined).
+    install_gathering_policy(
+        timeout_seconds=settings.webrtc_gather_timeout_seconds,
+        host_addresses=list(settings.webrtc_host_addresses),
+        include_loopback=settings.webrtc_include_loopback,
+    )
+    install_fast_audio_level(settings.webrtc_fast_audio_level)
 
     app.cleanup_ctx.append(_database_context)
     app.cleanup_ctx.append(_policy_context)
@@ -75,6 +89,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     http_observability.add_routes(app)
     signaling_routes.add_routes(app)
     websocket_transport.add_routes(app)
+    calls_routes.add_routes(app)
+    demo_routes.add_routes(app)
     return app
 
 
@@ -123,6 +139,7 @@ async def _bus_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_live_connections(app: web.Application) -> None:
+    await app[CALLS].close_all()
     await app[SESSIONS].close_all()
     await app[LIVE_CONNECTIONS].close_all()
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from media_gateway.settings import Settings
     from media_gateway.signaling.leases import ConnectionLeases
     from media_gateway.transports.registry import LiveConnections
+    from media_gateway.transports.webrtc.registry import LiveCalls
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
@@ -32,3 +33,4 @@ ENGINE: web.AppKey[EngineServices] = web.AppKey("engine")
 LEASES: web.AppKey[ConnectionLeases] = web.AppKey("leases")
 LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")
 SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")
+CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")

@@ -10,10 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MEDIA_GATEWAY_"
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server, as in the browser's RTCIceServer (aiortc uses one of each kind)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _known_schemes(cls, value: str | list[str]) -> str | list[str]:
+        for url in [value] if isinstance(value, str) else value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"ICE server URL {url[:40]!r} must start with stun:, turn: or turns:")
+        return value
 
 
 class Settings(BaseSettings):
@@ -86,10 +104,50 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A response the speech pipeline does not finish in this time fails."
     )
 
+    # --- WebRTC (POST /v1/realtime/calls) --------------------------------------------------------------
+    webrtc_ice_servers: list[IceServer] = Field(
+        [],
+        description='STUN/TURN servers as JSON, e.g. [{"urls":"turn:turn.example.org:443?transport=tcp",'
+        '"username":"u","credential":"p"}]; empty: host candidates only (aiortc uses one STUN and one TURN).',
+    )
+    webrtc_ice_transport_policy: Literal["all", "relay"] = Field(
+        "all", description="all: host, srflx and relay candidates; relay: TURN only."
+    )
+    webrtc_host_addresses: list[str] = Field(
+        [], description="JSON list of local IPs to gather host candidates on; empty: every interface."
+    )
+    webrtc_include_loopback: bool = Field(
+        False, description="Also offer 127.0.0.1 (only useful on a host whose only interface is lo)."
+    )
+    webrtc_gather_timeout_seconds: float = Field(
+        2.0, gt=0, le=5, description="Cap on STUN/TURN gathering while the SDP answer is built."
+    )
+    webrtc_connect_timeout_seconds: float = Field(
+        15.0, gt=0, description="A call whose peer connection is not connected by then is closed (failed)."
+    )
+    webrtc_peer_timeout_seconds: float = Field(
+        5.0, gt=0, description="A connected call that receives no RTP or data for this long is released."
+    )
+    webrtc_max_calls: int = Field(
+        100, ge=1, description="Live WebRTC calls this process accepts; more are refused with 429."
+    )
+    webrtc_inbound_queue_frames: int = Field(
+        50, ge=2, description="20 ms frames buffered per call between the track and the engine (drop-oldest)."
+    )
+    webrtc_fast_audio_level: bool = Field(
+        True, description="Replace aiortc's pure-Python outbound audio-level computation with numpy."
+    )
+
     # --- Logging -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
     log_format: Literal["json", "console"] = Field(
         "json", description="json for machines, console for people."
+    )
+
+    demo_enabled: bool | None = Field(
+        None,
+        description="Serve the browser demo at / and its unauthenticated POST /demo/client_secret. Unset "
+        "(auto): on only for the embedded default (SQLite and the in-process policy engine).",
     )
 
     # --- Development conveniences -------------------------------------------------------------------

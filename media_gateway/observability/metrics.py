@@ -30,12 +30,25 @@ class HttpMetrics:
     in_flight: Gauge
 
 
+# SDP answer time: ~1 ms with host candidates; a STUN/TURN server that never answers costs the gathering cap.
+WEBRTC_ANSWER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class WebRtcMetrics:
+    answer_seconds: Histogram
+    inbound_frames_dropped: Counter
+    live_calls: Gauge
+    calls_ended: Counter
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The application's metric registry and the instruments the HTTP layer needs."""
 
     registry: CollectorRegistry
     http: HttpMetrics
+    webrtc: WebRtcMetrics
 
     @classmethod
     def create(cls) -> Metrics:
@@ -62,7 +75,32 @@ class Metrics:
                 registry=registry,
             ),
         )
-        return cls(registry=registry, http=http)
+        webrtc = WebRtcMetrics(
+            answer_seconds=Histogram(
+                "gateway_webrtc_answer_seconds",
+                "Time from an SDP offer received to the SDP answer ready (ICE gathering included).",
+                buckets=WEBRTC_ANSWER_BUCKETS,
+                registry=registry,
+            ),
+            inbound_frames_dropped=Counter(
+                "gateway_webrtc_inbound_frames_dropped_total",
+                "Inbound 20 ms frames dropped (oldest first) because the engine fell behind the track.",
+                registry=registry,
+            ),
+            live_calls=Gauge(
+                "gateway_webrtc_live_calls",
+                "WebRTC calls (peer connections) alive in this process.",
+                registry=registry,
+            ),
+            calls_ended=Counter(
+                "gateway_webrtc_calls_ended_total",
+                "WebRTC calls ended, by reason (hangup, peer_closed, peer_timeout, connect_timeout, "
+                "ice_failed, shutdown, session_closed).",
+                ("reason",),
+                registry=registry,
+            ),
+        )
+        return cls(registry=registry, http=http, webrtc=webrtc)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
