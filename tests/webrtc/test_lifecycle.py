@@ -153,8 +153,10 @@ async def test_open_close_cycles_leave_nothing_behind(gateway_factory: GatewayFa
             await cycle()
         tasks_after, threads_after, peers_after = await settle()
         growth = tracemalloc.get_traced_memory()[0] - before
+        snapshot = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
+    top = "\n".join(str(stat) for stat in snapshot.statistics("lineno")[:12])
     print(
         f"\n{CYCLES - WARMUP} cycles in {time.monotonic() - started:.1f} s: traced memory "
         f"{growth / 1024:+.0f} KiB, tasks {tasks_before}->{tasks_after}, threads {threads_before}->"
@@ -163,4 +165,4 @@ async def test_open_close_cycles_leave_nothing_behind(gateway_factory: GatewayFa
     assert peers_after == peers_before == 0
     assert tasks_after <= tasks_before
     assert threads_after <= threads_before
-    assert growth < MEMORY_GROWTH_BOUND
+    assert growth < MEMORY_GROWTH_BOUND, f"traced memory grew {growth} bytes; largest sites:\n{top}"
