@@ -123,6 +123,8 @@ def parse_client_event(raw: str | bytes) -> ClientEvent:
             param="type",
             event_id=event_id,
         )
+    if event_type == "input_audio_buffer.append":
+        return _append(body, event_id)
     if event_type == "session.update":
         return _session_update(body, event_id)
     if event_type == "conversation.item.create":
@@ -208,3 +210,20 @@ def _item_create(body: dict[str, Any], event_id: str | None) -> ClientEvent:
         )
     data = {"item": item, "previous_item_id": previous}
     return ClientEvent(type="conversation.item.create", event_id=event_id, data=data)
+
+
+def _append(body: dict[str, Any], event_id: str | None) -> ClientEvent:
+    """input_audio_buffer.append, fifty times a second per session: checked by hand, with the same
+    outcome as validating against the SDK model (one string field), at a fraction of the cost."""
+    _only_keys(body, ("type", "event_id", "audio"), event_id)
+    audio = body.get("audio")
+    if audio is None:
+        raise _missing("audio", event_id)
+    if not isinstance(audio, str):
+        raise RealtimeError(
+            f"Invalid type for 'audio': expected string, got {type(audio).__name__}.",
+            code="invalid_type",
+            param="audio",
+            event_id=event_id,
+        )
+    return ClientEvent(type="input_audio_buffer.append", event_id=event_id, data={"audio": audio})
