@@ -38,6 +38,7 @@ def _supported_types() -> tuple[str, ...]:
 
 SUPPORTED_TYPES = _supported_types()
 MAX_EVENT_ID_LENGTH = 256
+MAX_ITEM_ID_LENGTH = 64  # the conversation_items.id column
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,14 @@ def _item_create(body: dict[str, Any], event_id: str | None) -> ClientEvent:
                 event_id=event_id,
             )
         model = found
+    item_id = item.get("id")
+    if isinstance(item_id, str) and not 1 <= len(item_id) <= MAX_ITEM_ID_LENGTH:
+        raise RealtimeError(
+            f"Invalid 'item.id': expected 1 to {MAX_ITEM_ID_LENGTH} characters.",
+            code="invalid_value",
+            param="item.id",
+            event_id=event_id,
+        )
     try:
         validated = model.model_validate(item, strict=True)
     except ValidationError as exc:

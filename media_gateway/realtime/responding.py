@@ -165,6 +165,11 @@ async def on_pipeline(session: RealtimeSession, message: PipelineEvent | Pipelin
         elif message.type == "response.done":
             status = data.get("status")
             if status == "completed":
+                # The pipeline is done; what remains is paced delivery, which may outlast the
+                # pipeline timeout for a long reply.
+                watchdog, session.response_watchdog = session.response_watchdog, None
+                if watchdog is not None:
+                    watchdog.cancel()
                 session.spawn(_complete_after_drain(session, run), "response-drain")
             elif status == "failed":
                 await end_response(

@@ -159,10 +159,14 @@ class RealtimeSession:
         if self.closed:
             return
         self.closed = True
-        async with self.lock:
-            if self.response is not None and not self.response.finished:
-                await self.publish("response.cancel", response_id=self.response.id)
-                await self.response.stop_audio()
+        for output in self.outputs[1:]:  # sideband connections end with the session
+            with contextlib.suppress(Exception):
+                await output.close(1000, "session ended")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5), self.lock:
+                if self.response is not None and not self.response.finished:
+                    await self.publish("response.cancel", response_id=self.response.id)
+                    await self.response.stop_audio()
         self.services.dispatcher.unregister(self.id)
         with contextlib.suppress(Exception):
             await self.publish("session.close")
@@ -232,6 +236,8 @@ class RealtimeSession:
 
     async def handle_text(self, raw: str | bytes) -> None:
         """One client event frame. Errors become `error` events; the session goes on."""
+        if self.closed:
+            return
         try:
             event = parse_client_event(raw)
             async with self.lock:
@@ -248,9 +254,23 @@ class RealtimeSession:
                     )
                 )
             )
+        except Exception:
+            # A bug or a failing dependency (e.g. the database) must cost this event, not the connection.
+            log.exception("session.event_failed", session_id=self.id)
+            await self.emit(
+                ev.error(
+                    RealtimeError(
+                        "The server had an error while processing the event.",
+                        code="internal_error",
+                        error_type="server_error",
+                    )
+                )
+            )
 
     async def push_frames(self, frames: list[bytes]) -> None:
         """16 kHz frames from a media track (WebRTC): the same path as appended audio."""
+        if self.closed:
+            return
         async with self.lock:
             await self.on_turn_events(await self.input_audio.push_frames(frames))
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from media_gateway.app_keys import LEASES, REPOSITORIES, SETTINGS
+from media_gateway.app_keys import LEASES, REPOSITORIES, SESSIONS, SETTINGS
 from media_gateway.credentials import looks_like_client_secret
 from media_gateway.persistence.repositories import ApiKeyRecord
 from media_gateway.realtime.session_config import (
@@ -106,25 +106,41 @@ async def admit(
             raise _config_error(exc) from None
         session_id, expires_at = None, None
 
-    usage = {"concurrent_sessions": await repositories.sessions.count_active(key.id)}
-    await decide(
-        request,
-        "connect",
-        {"key": key_summary(key), "secret": secret_view, "transport": transport, "usage": usage},
-    )
-    lease: Lease | None = None
-    if secret_view is not None:
-        lease = leases.acquire(secret_view["id"])
-        if lease is None:  # lost a race with another connection of the same secret since the decision
-            raise ApiError(409, "This client secret already has a live connection.", code="secret_in_use")
-        await repositories.client_secrets.record_use(secret_view["id"])
-    if session_id is None:
-        record = await repositories.sessions.create(
-            api_key_id=key.id, type=config.type, model=config.model, config=config.to_dict(), status="active"
+    async with leases.admission_lock(key.id):
+        if session_id is not None and request.app[SESSIONS].get(session_id) is not None:
+            # A session has one primary connection; others attach as sideband (?call_id=).
+            raise ApiError(409, "This session already has a live connection.", code="session_in_use")
+        usage = {"concurrent_sessions": await repositories.sessions.count_active(key.id)}
+        await decide(
+            request,
+            "connect",
+            {"key": key_summary(key), "secret": secret_view, "transport": transport, "usage": usage},
         )
-        session_id = record.id
-    else:
-        await repositories.sessions.set_status(session_id, "active")
-        if session_body is not None:
-            await repositories.sessions.update_config(session_id, config.to_dict(), model=config.model)
+        lease: Lease | None = None
+        if secret_view is not None:
+            lease = leases.acquire(secret_view["id"])
+            if lease is None:  # lost a race with another connection of the same secret since the decision
+                raise ApiError(409, "This client secret already has a live connection.", code="secret_in_use")
+        try:
+            if secret_view is not None:
+                await repositories.client_secrets.record_use(secret_view["id"])
+            if session_id is None:
+                record = await repositories.sessions.create(
+                    api_key_id=key.id,
+                    type=config.type,
+                    model=config.model,
+                    config=config.to_dict(),
+                    status="active",
+                )
+                session_id = record.id
+            else:
+                await repositories.sessions.set_status(session_id, "active")
+                if session_body is not None:
+                    await repositories.sessions.update_config(
+                        session_id, config.to_dict(), model=config.model
+                    )
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
     return Admission(key=key, session_id=session_id, config=config, expires_at=expires_at, lease=lease)

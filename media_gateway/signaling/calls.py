@@ -166,6 +166,14 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         request, credential, transport="webrtc", session_body=session_body, model=request.query.get("model")
     )
     bind_context(session_id=admission.session_id)
+    if len(calls) >= settings.webrtc_max_calls:
+        # Checked again after admission's awaits: concurrent offers may have filled the last places.
+        # From here to reserve() there is no await, so the check and the reservation are one step.
+        admission.release()
+        await app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
+        raise ApiError(
+            429, "This gateway is at its WebRTC call capacity; try again later.", code="too_many_calls"
+        )
     call = WebRtcCall(settings=settings, metrics=app[METRICS].webrtc, session_id=admission.session_id)
     calls.reserve(call)
     try:

@@ -7,6 +7,8 @@ process; a gateway cluster would keep it in a shared store.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,6 +29,16 @@ class ConnectionLeases:
     def __init__(self, max_per_secret: int) -> None:
         self.max_per_secret = max_per_secret
         self._live: Counter[str] = Counter()
+        self._admission_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def admission_lock(self, key_id: str) -> asyncio.Lock:
+        """One lock per API key, held from counting its live sessions to recording the new one, so
+        concurrent connects cannot all pass the same count (dropped when no admission holds it)."""
+        lock = self._admission_locks.get(key_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._admission_locks[key_id] = lock
+        return lock
 
     def live(self, secret_id: str) -> int:
         return self._live[secret_id]

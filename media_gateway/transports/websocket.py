@@ -34,6 +34,8 @@ log = get_logger(__name__)
 SUBPROTOCOL = "realtime"
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 OUTBOUND_QUEUE_LIMIT = 4096
+OUTBOUND_BYTES_LIMIT = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 5.0
 
 
 def _credential(request: web.Request) -> str:
@@ -49,39 +51,69 @@ def _credential(request: web.Request) -> str:
 
 
 class WebSocketOutput:
-    """The engine's view of the socket: a bounded outbound queue drained by one writer task."""
+    """The engine's view of the socket: an outbound queue drained by one writer task.
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    `send_event` never waits: a client that stops reading must not stall the engine (which emits under
+    the session lock). When the queue passes its event or byte cap, the client is too slow for a
+    realtime session and the connection is aborted; closing waits a bounded time for the backlog.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self._ws = ws
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        self._transport = transport
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued_bytes = 0
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
         self.sent = 0
+        self.aborted = False
 
     async def send_event(self, event: dict[str, Any]) -> None:
-        if self._ws.closed:
+        if self._ws.closed or self.aborted:
             return
-        await self._queue.put(json.dumps(event, separators=(",", ":")))
+        frame = json.dumps(event, separators=(",", ":"))
+        self._queued_bytes += len(frame)
+        if self._queue.qsize() >= OUTBOUND_QUEUE_LIMIT or self._queued_bytes > OUTBOUND_BYTES_LIMIT:
+            log.warning("ws.slow_consumer", queued=self._queue.qsize(), queued_bytes=self._queued_bytes)
+            self.abort()
+            return
+        self._queue.put_nowait(frame)
 
     async def _write(self) -> None:
         while True:
             frame = await self._queue.get()
             if frame is None:
                 return
+            self._queued_bytes -= len(frame)
             try:
                 await self._ws.send_str(frame)
                 self.sent += 1
             except (ConnectionError, RuntimeError):
                 return  # the peer went away; the reader sees the close
 
+    def abort(self) -> None:
+        """Drop the connection now (the reader then sees it closed and the handler cleans up)."""
+        self.aborted = True
+        if self._transport is not None:
+            self._transport.abort()
+        self._writer.cancel()
+
     async def close(self, code: int, reason: str) -> None:
         await self.flush()
-        await self._ws.close(code=code, message=reason.encode()[:120])
+        try:
+            await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.abort()
 
     async def flush(self) -> None:
-        if not self._writer.done():
-            await self._queue.put(None)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        """Let the backlog drain, for at most CLOSE_TIMEOUT seconds; a client that does not read by
+        then loses it."""
+        if self._writer.done():
+            return
+        self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_TIMEOUT)
+        except (TimeoutError, asyncio.CancelledError):
+            self.abort()
 
     async def stop(self) -> None:
         self._writer.cancel()
@@ -124,7 +156,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         admission.release()
         raise
     request.app[LIVE_CONNECTIONS].add(ws)
-    output = WebSocketOutput(ws)
+    output = WebSocketOutput(ws, request.transport)
     session = RealtimeSession(
         session_id=admission.session_id,
         config=admission.config,
@@ -148,7 +180,11 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
             await ws.close()
         admission.release()
         with contextlib.suppress(Exception):
-            await request.app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
+            # Shielded: a cancelled handler must still record the session closed, or it keeps counting
+            # against its key's concurrent-session limit.
+            await asyncio.shield(
+                request.app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
+            )
         log.info("realtime.disconnected", transport="websocket", close_code=ws.close_code)
     return ws
 
@@ -167,7 +203,7 @@ async def _sideband(request: web.Request, credential: str, call_id: str) -> web.
     ws = _prepare_response(request)
     await ws.prepare(request)
     request.app[LIVE_CONNECTIONS].add(ws)
-    output = WebSocketOutput(ws)
+    output = WebSocketOutput(ws, request.transport)
     log.info("realtime.sideband_attached", api_key_id=key.id)
     try:
         await session.attach(output)

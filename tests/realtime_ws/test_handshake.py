@@ -79,11 +79,11 @@ async def test_client_secret_opens_its_bound_session_once_at_a_time(gateway: Gat
         created = await client.recv()
         assert created["session"]["id"] == minted["session"]["id"]
         assert created["session"]["instructions"] == "bound"
-        # The connect policy sees the live connection and denies a second one.
+        # The secret's session already has its connection: a second one is refused (sideband attach
+        # is the way to share a session).
         status, body = await refused(gateway, Authorization=f"Bearer {secret}")
-        assert status == 403
-        error = assert_openai_error(body, code="policy_denied")
-        assert "maximum of 1 live connection" in str(error["message"])
+        assert status == 409
+        assert_openai_error(body, code="session_in_use")
     await asyncio.sleep(0.2)  # the server releases the lease when it sees the close
     async with connect(gateway.base_url, secret) as client:
         assert (await client.recv())["type"] == "session.created"

@@ -180,6 +180,15 @@ async def test_sideband_websocket_sees_the_same_events(gateway: Gateway) -> None
             assert [e["type"] for e in sideband.events] == [e["type"] for e in client.events][
                 : len(sideband.events)
             ]
+            # The sideband ends with the call: hang up, and the gateway closes it too.
+            async with aiohttp.ClientSession() as http:
+                hangup = await http.post(
+                    gateway.base_url + f"/v1/realtime/calls/{client.call_id}/hangup",
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                assert hangup.status == 200
+            message = await sideband.ws.receive(timeout=10)
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     finally:
         await client.close()
 
