@@ -27,7 +27,6 @@ run: $(STAMP)
 
 system-packages:
 	bash scripts/install-system-packages.sh
-	bash scripts/install-browser.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl), flite (the
-# default speech synthesizer) and espeak-ng (speaks the test utterances).
+# default speech synthesizer), espeak-ng (speaks the test utterances) and Chromium for the browser tests.
+# Playwright drives Debian's Chromium with executable_path=/usr/bin/chromium: never run `playwright install`,
+# which downloads a browser build.
 # Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -13,6 +15,9 @@ if [[ ! -x /usr/bin/flite ]]; then
 fi
 if [[ ! -x /usr/bin/espeak-ng ]]; then
     missing+=(espeak-ng)
+fi
+if [[ ! -x /usr/bin/chromium ]]; then
+    missing+=(chromium)
 fi
 
 if ((${#missing[@]} == 0)); then

@@ -7,7 +7,7 @@ Measured on both ends:
 * the browser: every data-channel event (each validated with the conformance gate), the input
   transcription, `response.done`, and the inbound-rtp audio energy of the spoken reply.
 
-Chromium comes from Debian (`scripts/install-browser.sh`); Playwright only drives it. A missing browser
+Chromium comes from Debian (`scripts/install-system-packages.sh`); Playwright only drives it. A missing browser
 fails the test: it never skips.
 """
 
@@ -205,7 +205,7 @@ async def test_demo_page_talks_to_the_gateway_over_webrtc(
     demo_gateway_factory: DemoGatewayFactory, tmp_path: Path
 ) -> None:
     if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-packages.sh")
     speech = spoken(SENTENCE)
     source = padded(speech, before_ms=LEAD_MS, after_ms=TAIL_MS)
     wav = tmp_path / "microphone.wav"

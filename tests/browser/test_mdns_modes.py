@@ -12,7 +12,7 @@
 Each mode drives its own page on the gateway's origin (the demo page, so `fetch` is same-origin) with
 its own script through `page.evaluate`; the demo page's code is not used. The offer is POSTed after
 Chromium finished gathering, so it carries every candidate Chromium has. Chromium comes from Debian
-(`scripts/install-browser.sh`); Playwright only drives it. A missing browser fails the test: it never
+(`scripts/install-system-packages.sh`); Playwright only drives it. A missing browser fails the test: it never
 skips.
 """
 
@@ -192,7 +192,7 @@ async def test_mdns_candidates_in_both_chromium_modes(
     demo_gateway_factory: DemoGatewayFactory, with_media: bool
 ) -> None:
     if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-packages.sh")
     gateway = await demo_gateway_factory(webrtc_include_loopback=True)
     calls = gateway.app[CALLS]
     console: list[str] = []
