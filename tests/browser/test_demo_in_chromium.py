@@ -7,8 +7,8 @@ Measured on both ends:
 * the browser: every data-channel event (each validated with the conformance gate), the input
   transcription, `response.done`, and the inbound-rtp audio energy of the spoken reply.
 
-Chromium comes from Debian (`scripts/install-system-packages.sh`); Playwright only drives it. A missing browser
-fails the test: it never skips.
+Chromium comes from Debian (`scripts/install-system-packages.sh`); Playwright only drives it. A missing
+browser fails the test: it never skips.
 """
 
 from __future__ import annotations
