@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -134,9 +134,3 @@ def bind_context(**values: Any) -> Mapping[str, Any]:
 
 def clear_context() -> None:
     structlog.contextvars.clear_contextvars()
-
-
-def scrub_mapping(values: MutableMapping[str, Any]) -> dict[str, Any]:
-    """Redact a mapping the same way log events are, e.g. headers shown in an error report."""
-    scrubbed: dict[str, Any] = _scrub(dict(values))
-    return scrubbed

@@ -32,9 +32,6 @@ class Conversation:
     def items(self) -> list[Item]:
         return list(self._items)
 
-    def last_id(self) -> str | None:
-        return self._items[-1]["id"] if self._items else None
-
     def get(self, item_id: str) -> Item | None:
         for item in self._items:
             if item["id"] == item_id:
@@ -51,12 +48,6 @@ class Conversation:
                 event_id=event_id,
             )
         return item
-
-    def previous_of(self, item_id: str) -> str | None:
-        for index, item in enumerate(self._items):
-            if item["id"] == item_id:
-                return self._items[index - 1]["id"] if index else None
-        return None
 
     async def add(
         self, item: Item, *, previous_item_id: str | None = None, event_id: str | None = None

@@ -105,10 +105,6 @@ class InputAudio:
             self.turn_detection = turn_detection
             self._configure_detector()
 
-    @property
-    def in_speech(self) -> bool:
-        return self._in_speech
-
     async def append_encoded(self, data: bytes, event_id: str | None) -> list[TurnEvent]:
         try:
             frames = self._decoder.decode(data)

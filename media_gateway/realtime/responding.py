@@ -121,10 +121,15 @@ async def end_response(
     if run is None:
         return
     session.response = None
+    _stop_watchdog(session)
+    await run.finish(status, reason=reason, error=error)
+
+
+def _stop_watchdog(session: RealtimeSession) -> None:
+    """Stop the response's pipeline timeout (unless it is the caller: it is ending the response itself)."""
     watchdog, session.response_watchdog = session.response_watchdog, None
     if watchdog is not None and watchdog is not asyncio.current_task():
         watchdog.cancel()
-    await run.finish(status, reason=reason, error=error)
 
 
 async def _complete_after_drain(session: RealtimeSession, run: ResponseRun) -> None:
@@ -167,9 +172,7 @@ async def on_pipeline(session: RealtimeSession, message: PipelineEvent | Pipelin
             if status == "completed":
                 # The pipeline is done; what remains is paced delivery, which may outlast the
                 # pipeline timeout for a long reply.
-                watchdog, session.response_watchdog = session.response_watchdog, None
-                if watchdog is not None:
-                    watchdog.cancel()
+                _stop_watchdog(session)
                 session.spawn(_complete_after_drain(session, run), "response-drain")
             elif status == "failed":
                 await end_response(

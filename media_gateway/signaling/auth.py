@@ -38,11 +38,16 @@ class SecretPrincipal:
     key: ApiKeyRecord
 
 
-def bearer_token(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_from_header(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header, or None when there is none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bearer_token(request: web.Request) -> str:
+    token = bearer_from_header(request)
+    if token is None:
         raise ApiError(401, MISSING_KEY_MESSAGE, code="missing_api_key")
     return token
 

@@ -25,7 +25,7 @@ from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.session import Principal, RealtimeSession
 from media_gateway.signaling.admission import admit
-from media_gateway.signaling.auth import MISSING_KEY_MESSAGE, authenticate_api_key_value
+from media_gateway.signaling.auth import MISSING_KEY_MESSAGE, authenticate_api_key_value, bearer_from_header
 from media_gateway.signaling.client_secrets import key_summary
 from media_gateway.signaling.errors import ApiError
 
@@ -39,10 +39,10 @@ CLOSE_TIMEOUT = 5.0
 
 
 def _credential(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    """The bearer token, else the browser's `openai-insecure-api-key.<key>` subprotocol entry."""
+    token = bearer_from_header(request)
+    if token is not None:
+        return token
     for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         protocol = protocol.strip()
         if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
