@@ -188,15 +188,21 @@ class RealtimeSession:
     async def _enforce_deadline(self) -> None:
         await asyncio.sleep(self.services.limits.max_session_seconds)
         minutes = self.services.limits.max_session_seconds / 60
-        await self.emit(
-            ev.error(
-                RealtimeError(
-                    f"Your session hit the maximum duration of {minutes:g} minutes.", code="session_expired"
-                )
-            )
+        await self.terminate(
+            RealtimeError(
+                f"Your session hit the maximum duration of {minutes:g} minutes.", code="session_expired"
+            ),
+            code=1000,
+            reason="session expired",
         )
+
+    async def terminate(self, error: RealtimeError, *, code: int, reason: str) -> None:
+        """End the session from the server side: every connection gets `error`, then a close with `code`
+        (1000 normal end, 1008 policy: revoked credentials, 1011 server trouble). The transports' own
+        teardown then runs `close()`."""
+        await self.emit(ev.error(error))
         for output in list(self.outputs):
-            await output.close(1000, "session expired")
+            await output.close(code, reason)
 
     # --- output -----------------------------------------------------------------------------------
 
