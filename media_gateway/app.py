@@ -51,6 +51,7 @@ from media_gateway.speech.responder import Responder
 from media_gateway.speech.stt import load_recognizer
 from media_gateway.speech.tts import FliteSynthesizer
 from media_gateway.speech.vad import load_vad_model
+from media_gateway.timezones import gateway_zone
 from media_gateway.transports import websocket as websocket_transport
 from media_gateway.transports.registry import LiveConnections
 from media_gateway.transports.webrtc.ice import install_gathering_policy
@@ -171,6 +172,7 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
             response_timeout_seconds=settings.response_timeout_seconds,
             max_session_seconds=settings.session_max_seconds,
         ),
+        timezone=gateway_zone(settings.timezone),
     )
     log.info("engine.started")
     try:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from media_gateway.timezones import valid_zone
+
 ENV_PREFIX = "MEDIA_GATEWAY_"
 
 
@@ -138,6 +140,13 @@ class Settings(BaseSettings):
         True, description="Replace aiortc's pure-Python outbound audio-level computation with numpy."
     )
 
+    # --- Answers ---------------------------------------------------------------------------------------
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone (e.g. Europe/Lisbon) the speech pipeline answers questions about the "
+        "time in; unset: the host's zone (TZ, /etc/timezone, /etc/localtime), else UTC.",
+    )
+
     # --- Logging -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
     log_format: Literal["json", "console"] = Field(
@@ -165,6 +174,13 @@ class Settings(BaseSettings):
                 f"unsupported scheme {scheme!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value and not valid_zone(value):
+            raise ValueError(f"unknown time zone {value[:64]!r}; use an IANA name such as Europe/Lisbon")
+        return value or None
 
     @model_validator(mode="after")
     def _dependent_fields(self) -> Settings:

@@ -38,6 +38,7 @@ WEBRTC_ANSWER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class WebRtcMetrics:
     answer_seconds: Histogram
     inbound_frames_dropped: Counter
+    inbound_events_refused: Counter
     live_calls: Gauge
     calls_ended: Counter
 
@@ -85,6 +86,11 @@ class Metrics:
             inbound_frames_dropped=Counter(
                 "gateway_webrtc_inbound_frames_dropped_total",
                 "Inbound 20 ms frames dropped (oldest first) because the engine fell behind the track.",
+                registry=registry,
+            ),
+            inbound_events_refused=Counter(
+                "gateway_webrtc_inbound_events_refused_total",
+                "Client events refused with an error because the call's data-channel inbox was full.",
                 registry=registry,
             ),
             live_calls=Gauge(

@@ -11,7 +11,8 @@ Engine → pipeline (`INPUT_TOPIC`):
 
 | type | fields | meaning |
 |---|---|---|
-| `session.open` / `.update` | `SessionSettings` fields | start or reconfigure a session |
+| `session.open` / `.update` | `SessionSettings` fields | start or reconfigure a session (language, |
+|  |  | time zone, voice, instructions) |
 | (audio) | headers `seq` | the next 20 ms of input; frames since the last commit/clear |
 | `input.commit` | `item_id` | the frames so far are utterance `item_id`: transcribe them |
 | `input.clear` | | drop the frames so far |
@@ -29,6 +30,8 @@ Pipeline → engine (`OUTPUT_TOPIC`):
 | `transcription.failed` | `item_id`, `message` |
 | `response.text.delta` | `response_id`, `delta` |
 | (audio) | headers `response_id`, `sample_rate`, `seq` |
+| `response.started` | `response_id`: a reply nobody asked for (a timer, a reminder); its text, audio |
+|  | and `response.done` follow as for any response |
 | `response.done` | `response_id`, `status` (`completed`/`cancelled`/`failed`), `message` |
 """
 
@@ -104,6 +107,7 @@ class SessionSettings:
     voice: str = "alloy"
     output_modalities: tuple[str, ...] = ("audio",)
     transcribe: bool = True
+    timezone: str | None = None  # IANA zone for answers about the time; None: the pipeline's default
 
     def as_fields(self) -> dict[str, Any]:
         return {
@@ -112,6 +116,7 @@ class SessionSettings:
             "voice": self.voice,
             "output_modalities": list(self.output_modalities),
             "transcribe": self.transcribe,
+            "timezone": self.timezone,
         }
 
     @classmethod
@@ -122,4 +127,5 @@ class SessionSettings:
             voice=str(data.get("voice", "alloy")),
             output_modalities=tuple(data.get("output_modalities", ("audio",))),
             transcribe=bool(data.get("transcribe", True)),
+            timezone=str(data["timezone"]) if data.get("timezone") else None,
         )

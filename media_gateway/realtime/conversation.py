@@ -1,6 +1,7 @@
 """The conversation of one realtime session: ordered items, kept in memory and written through to the
 database before the client hears about them (write, then acknowledge), so a restart loses nothing that
-was acknowledged."""
+was acknowledged. A session that connects again (the same client secret, a later connection) loads its
+items back, in the order the live session had them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import copy
 from typing import Any, Literal
 
 from media_gateway.persistence.errors import DuplicateRecord, RecordNotFound
-from media_gateway.persistence.repositories import ConversationItemRepository
+from media_gateway.persistence.repositories import ConversationItemRecord, ConversationItemRepository
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
 
@@ -24,6 +25,11 @@ class Conversation:
         self._session_id = session_id
         self._repository = repository
         self._items: list[Item] = []
+
+    async def load(self) -> None:
+        """Read the session's stored items (an earlier connection's), in conversation order."""
+        records = await self._repository.list_for_session(self._session_id)
+        self._items = [_item_from_record(record) for record in records]
 
     def __len__(self) -> int:
         return len(self._items)
@@ -122,3 +128,14 @@ def item_payload(item: Item) -> dict[str, Any]:
 def public_item(item: Item) -> Item:
     """The item as clients see it: without internal bookkeeping fields (prefixed with `_`)."""
     return {key: value for key, value in item.items() if not key.startswith("_")}
+
+
+def _item_from_record(record: ConversationItemRecord) -> Item:
+    item: Item = {"id": record.id, "object": "realtime.item", "type": record.type, "status": record.status}
+    if record.role is not None:
+        item["role"] = record.role
+    if isinstance(record.content, list):
+        item["content"] = record.content
+    elif isinstance(record.content, dict):
+        item.update(record.content)  # function calls and their outputs: stored by `item_payload`
+    return item

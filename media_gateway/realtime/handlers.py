@@ -1,7 +1,9 @@
 """What the engine does for each client event and each detected turn.
 
-Functions of a `RealtimeSession` (kept apart from its lifecycle so each module stays readable); every
-one runs with the session lock held.
+Each handler validates what the session alone can judge, then asks the session's parts to act: the
+conversation (`session.conversation`), the input buffer (`session.input_audio`), the responses
+(`session.responses`), or the session itself for its configuration. Every handler runs with the
+session lock held.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from media_gateway.realtime.client_events import ClientEvent
 from media_gateway.realtime.conversation import public_item
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
-from media_gateway.realtime.input_audio import TurnDetection
-from media_gateway.realtime.responding import cancel_response, clear_playout, start_response, truncate_item
+from media_gateway.realtime.response import truncate_item
 from media_gateway.realtime.session_config import SessionConfigError, parse_session_update
 
 if TYPE_CHECKING:
@@ -49,14 +50,7 @@ async def on_session_update(session: RealtimeSession, event: ClientEvent) -> Non
             param="session",
             event_id=event.event_id,
         )
-    session.config = updated
-    session.input_audio.reconfigure(
-        session.input_format_of(updated), TurnDetection.from_config(session.turn_detection_of(updated))
-    )
-    await session.services.repositories.sessions.update_config(
-        session.id, updated.to_dict(), model=updated.model
-    )
-    await session.publish("session.update", **session.pipeline_settings().as_fields())
+    await session.apply_config(updated)
     await session.emit(ev.session_updated(session.session_view()))
 
 
@@ -72,31 +66,28 @@ async def on_input_audio_buffer_commit(session: RealtimeSession, event: ClientEv
             code="input_audio_buffer_commit_empty",
             event_id=event.event_id,
         )
-    await commit_audio(session, session.current_speech_item or new_item_id())
+    await commit_audio(session, session.input_audio.speech_item_id or new_item_id())
 
 
 async def on_input_audio_buffer_clear(session: RealtimeSession, event: ClientEvent) -> None:
     await session.input_audio.clear()
-    session.current_speech_item = None
     await session.emit(ev.cleared())
 
 
 async def on_output_audio_buffer_clear(session: RealtimeSession, event: ClientEvent) -> None:
-    if session.audio_sink is not None:
-        await clear_playout(session)
-        return
-    raise RealtimeError(
-        "output_audio_buffer.clear is only supported on WebRTC and SIP connections; on a WebSocket, "
-        "use response.cancel and conversation.item.truncate.",
-        code="unsupported_on_transport",
-        event_id=event.event_id,
-    )
+    if session.audio_sink is None:
+        raise RealtimeError(
+            "output_audio_buffer.clear is only supported on WebRTC and SIP connections; on a WebSocket, "
+            "use response.cancel and conversation.item.truncate.",
+            code="unsupported_on_transport",
+            event_id=event.event_id,
+        )
+    await session.responses.clear_playout()
 
 
 async def commit_audio(session: RealtimeSession, item_id: str) -> None:
     audio_ms = session.input_audio.buffered_ms
     await session.input_audio.commit(item_id)
-    session.current_speech_item = None
     item = {
         "id": item_id,
         "type": "message",
@@ -112,24 +103,21 @@ async def commit_audio(session: RealtimeSession, item_id: str) -> None:
 
 
 async def speech_started(session: RealtimeSession, audio_start_ms: int) -> None:
-    session.current_speech_item = new_item_id()
+    item_id = session.input_audio.speech_item_id or new_item_id()
     # Clients stop playback on speech_started, so it goes first; then the response ends (GA order).
-    await session.emit(ev.speech_started(session.current_speech_item, audio_start_ms))
+    await session.emit(ev.speech_started(item_id, audio_start_ms))
     turn = session.input_audio.turn_detection
     if turn is not None and turn.interrupt_response:
-        if session.response is not None:
-            await cancel_response(session, reason="turn_detected")
-        if session.audio_sink is not None:
-            await clear_playout(session)
+        await session.responses.interrupt()
 
 
 async def speech_stopped(session: RealtimeSession, audio_end_ms: int) -> None:
-    item_id = session.current_speech_item or new_item_id()
+    item_id = session.input_audio.speech_item_id or new_item_id()
     await session.emit(ev.speech_stopped(item_id, audio_end_ms))
     await commit_audio(session, item_id)
     turn = session.input_audio.turn_detection
-    if turn is not None and turn.create_response and session.response is None:
-        await start_response(session, None, {})
+    if turn is not None and turn.create_response and session.responses.active is None:
+        await session.create_response({})
 
 
 # --- conversation ---------------------------------------------------------------------------------
@@ -163,7 +151,7 @@ async def on_conversation_item_retrieve(session: RealtimeSession, event: ClientE
 
 async def on_conversation_item_delete(session: RealtimeSession, event: ClientEvent) -> None:
     item_id = event.data["item_id"]
-    if session.response is not None and session.response.item.get("id") == item_id:
+    if session.responses.item_in_use(item_id):
         raise RealtimeError(
             "Cannot delete the item of the response in progress.", code="item_in_use", event_id=event.event_id
         )
@@ -205,25 +193,13 @@ async def on_conversation_item_truncate(session: RealtimeSession, event: ClientE
 
 
 async def on_response_create(session: RealtimeSession, event: ClientEvent) -> None:
-    if session.response is not None:
-        raise RealtimeError(
-            f"Conversation already has an active response in progress: {session.response.id}. Wait until the "
-            "response is finished before creating a new one.",
-            code="conversation_already_has_active_response",
-            event_id=event.event_id,
-        )
-    await start_response(session, event.event_id, event.data.get("response") or {})
+    await session.create_response(event.data.get("response") or {}, event_id=event.event_id)
 
 
 async def on_response_cancel(session: RealtimeSession, event: ClientEvent) -> None:
-    wanted = event.data.get("response_id")
-    if session.response is None or (wanted is not None and wanted != session.response.id):
-        raise RealtimeError(
-            "Cancellation failed: no active response found",
-            code="response_cancel_not_active",
-            event_id=event.event_id,
-        )
-    await cancel_response(session, reason="client_cancelled")
+    await session.responses.cancel(
+        "client_cancelled", response_id=event.data.get("response_id"), event_id=event.event_id
+    )
 
 
 CLIENT_EVENT_HANDLERS: dict[str, Callable[[RealtimeSession, ClientEvent], Awaitable[None]]] = {

@@ -5,6 +5,13 @@ Appended audio (base64 in the session's input format, or 16 kHz frames from a We
 keeps `prefix_padding_ms` of audio before the start), so silence costs no bus traffic; with turn
 detection off (manual commit) every frame goes to the bus. `buffered_ms` counts all audio appended
 since the last commit or clear, which is what OpenAI's commit rule measures.
+
+The buffer holds everything appended since the last commit or clear, as upstream's does: with server
+VAD on, the audio the detector has not (yet) heard as speech is kept here, and a manual
+`input_audio_buffer.commit` publishes it before committing. That unspoken audio is bounded by
+`MAX_UNSPOKEN_SECONDS`; at the bound the oldest of it is dropped, so a manual commit holds at most the
+last `MAX_UNSPOKEN_SECONDS` of audio that was never speech. When speech starts, audio older than the
+prefix padding is dropped: the turn the detector commits is prefix + speech, as upstream's.
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ from media_gateway.codecs import AudioFormatError, InputAudioDecoder
 from media_gateway.pipeline.bus import Bus
 from media_gateway.pipeline.messages import FRAME_MS, INPUT_TOPIC, audio_headers, event_payload
 from media_gateway.realtime.errors import RealtimeError
+from media_gateway.realtime.ids import item_id as new_item_id
 from media_gateway.speech.vad import SpeechStarted, SpeechStopped, TurnDetector, VadModel, semantic_silence_ms
 
 TurnEvent = SpeechStarted | SpeechStopped
+
+MAX_UNSPOKEN_SECONDS = 30
+_MAX_UNSPOKEN_FRAMES = MAX_UNSPOKEN_SECONDS * 1000 // FRAME_MS
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,16 @@ class TurnDetection:
     interrupt_response: bool
 
     @classmethod
-    def from_config(cls, value: Mapping[str, Any] | None) -> TurnDetection | None:
+    def from_config(cls, value: Mapping[str, Any] | None, *, responds: bool = True) -> TurnDetection | None:
+        """`responds=False` (a transcription session) turns the response and barge-in flags off: such
+        a session transcribes turns and never responds."""
+        detection = cls._parse(value)
+        if detection is None or responds:
+            return detection
+        return dataclasses.replace(detection, create_response=False, interrupt_response=False)
+
+    @classmethod
+    def _parse(cls, value: Mapping[str, Any] | None) -> TurnDetection | None:
         if value is None:
             return None
         if value.get("type") == "semantic_vad":
@@ -74,12 +94,20 @@ class InputAudio:
         self.turn_detection = turn_detection
         self._detector: TurnDetector | None = None
         self._prefix: collections.deque[bytes] = collections.deque()
+        self._unspoken: collections.deque[bytes] = collections.deque(maxlen=_MAX_UNSPOKEN_FRAMES)
         self._in_speech = False
+        # The item id of the speech turn in progress (from speech_started to its commit).
+        self.speech_item_id: str | None = None
         self._seq = 0
         self.buffered_ms = 0
         self.total_ms = 0
         self._detector_offset_ms = 0
         self._configure_detector()
+
+    @property
+    def in_speech(self) -> bool:
+        """True between a detected speech start and its stop (server VAD only)."""
+        return self._in_speech
 
     def _configure_detector(self) -> None:
         settings = self.turn_detection
@@ -92,16 +120,26 @@ class InputAudio:
                 silence_duration_ms=settings.silence_duration_ms,
                 model=self._vad_model,
             )
+            # Audio the old detector held back stays in the buffer, as unspoken audio.
+            self._unspoken.extend(self._prefix)
             self._prefix = collections.deque(maxlen=max(1, settings.prefix_padding_ms // FRAME_MS))
         # A new detector counts from zero; events report positions in the session's whole input stream.
         self._detector_offset_ms = self.total_ms
         self._in_speech = False
 
-    def reconfigure(self, input_format: Mapping[str, Any], turn_detection: TurnDetection | None) -> None:
+    async def reconfigure(
+        self, input_format: Mapping[str, Any], turn_detection: TurnDetection | None
+    ) -> None:
         if dict(input_format) != self._format:
             self._decoder = InputAudioDecoder(input_format)
             self._format = dict(input_format)
         if turn_detection != self.turn_detection:
+            if turn_detection is None and not self._in_speech:
+                # Manual commits from now on: every buffered frame must be on the bus before the next.
+                for buffered in (*self._unspoken, *self._prefix):
+                    await self._publish(buffered)
+                self._unspoken.clear()
+                self._prefix.clear()
             self.turn_detection = turn_detection
             self._configure_detector()
 
@@ -124,6 +162,8 @@ class InputAudio:
             for event in detected:
                 if isinstance(event, SpeechStarted):
                     self._in_speech = True
+                    self.speech_item_id = new_item_id()
+                    self._unspoken.clear()
                     for buffered in self._prefix:
                         await self._publish(buffered)
                     self._prefix.clear()
@@ -132,6 +172,8 @@ class InputAudio:
             if self._in_speech or any(isinstance(e, SpeechStopped) for e in detected):
                 await self._publish(frame)
             else:
+                if len(self._prefix) == self._prefix.maxlen:
+                    self._unspoken.append(self._prefix[0])
                 self._prefix.append(frame)
             events.extend(detected)
         return events
@@ -148,17 +190,21 @@ class InputAudio:
         await self._bus.publish(INPUT_TOPIC, self._session_id, frame, audio_headers(seq=str(self._seq)))
 
     async def commit(self, item_id: str) -> None:
-        """Everything published since the last commit/clear becomes utterance `item_id`."""
+        """Everything in the buffer since the last commit/clear becomes utterance `item_id`."""
         if not self._in_speech:
-            for buffered in self._prefix:
+            for buffered in (*self._unspoken, *self._prefix):
                 await self._publish(buffered)
+            self._unspoken.clear()
             self._prefix.clear()
         payload, headers = event_payload("input.commit", item_id=item_id)
         await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
         self.buffered_ms = 0
+        self.speech_item_id = None
 
     async def clear(self) -> None:
         payload, headers = event_payload("input.clear")
         await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
+        self._unspoken.clear()
         self._prefix.clear()
         self.buffered_ms = 0
+        self.speech_item_id = None

@@ -1,247 +1,261 @@
-"""One response: its assistant item, its event sequence, and its audio out.
+"""The responses of one session: at most one in progress, server-initiated ones waiting their turn, and
+finished ones whose audio a transport's track is still playing.
 
-The order of events follows the live GA trace (`realtime-protocol.md` §5.1): created → output_item.added
-→ conversation.item.added → content_part.added → deltas → audio/transcript done → content_part.done →
-conversation.item.done → output_item.done → response.done. `response.done` is sent exactly once,
-whatever ends the response (completion, cancel, barge-in, pipeline failure, timeout).
+The session calls this object, never a `Response`'s internals: `create` (a client's `response.create`
+or a detected turn), `server_started` (the pipeline speaks unprompted, e.g. an OVOS timer or reminder),
+the pipeline's text, audio and done messages, `cancel`, `clear_playout`, `close`. It is also the sink's
+`PlayoutListener`, so `output_audio_buffer.started/stopped` come from what the track actually played.
 
-Audio goes out paced at real time plus a small lead, by a task the response owns. Pacing is what makes
-"the audio actually delivered" meaningful on barge-in: a cancelled response stops sending, and its item
-is truncated at what was sent.
+Bounds: a server-initiated reply that arrives while another response runs waits here (at most
+`MAX_WAITING` of them, each holding at most `MAX_WAITING_MESSAGES` pipeline messages); past either bound
+the waiting reply is cancelled in the pipeline and logged, never dropped without a trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from media_gateway.codecs import OutputAudioEncoder
+from media_gateway.observability.logging import get_logger
+from media_gateway.pipeline.messages import PipelineAudio, PipelineEvent
 from media_gateway.realtime import server_events as ev
-from media_gateway.realtime.conversation import Conversation, Item, public_item
-from media_gateway.realtime.ids import item_id as new_item_id
-from media_gateway.realtime.playout import AudioSink
+from media_gateway.realtime.conversation import Conversation
+from media_gateway.realtime.errors import RealtimeError
+from media_gateway.realtime.ids import response_id as new_response_id
+from media_gateway.realtime.response import Response, ResponseContext, ResponseOptions
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
-FinishStatus = Literal["completed", "cancelled", "failed", "incomplete"]
+log = get_logger(__name__)
 
-AUDIO_LEAD_SECONDS = 0.5  # how far ahead of real time audio may be sent
-MS_PER_AUDIO_TOKEN = 50
+Publish = Callable[..., Awaitable[None]]
+Spawn = Callable[[Awaitable[None], str], Any]
 
-
-@dataclass
-class ResponseOptions:
-    output_modalities: list[str]
-    output_format: dict[str, Any] | None
-    voice: str | None
-    max_output_tokens: int | str
-    in_conversation: bool = True
-    metadata: dict[str, Any] | None = None
-    instructions: str = ""
+MAX_WAITING = 8
+MAX_WAITING_MESSAGES = 4096
+PLAYING_HISTORY = 32
 
 
 @dataclass
-class _Audio:
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    sent_ms: float = 0.0
-    encoder: OutputAudioEncoder | None = None
+class _Waiting:
+    response: Response
+    messages: list[PipelineEvent | PipelineAudio] = field(default_factory=list)
 
 
-class ResponseRun:
+class Responses:
     def __init__(
         self,
-        response_id: str,
         *,
-        conversation: Conversation,
-        conversation_id: str,
+        context: ResponseContext,
+        publish: Publish,
+        spawn: Spawn,
+        responds: bool,
+    ) -> None:
+        self._context = context
+        self._publish = publish
+        self._spawn = spawn
+        self.responds = responds  # False for transcription sessions: they transcribe and never respond
+        self.active: Response | None = None
+        self._waiting: deque[_Waiting] = deque()
+        self._playing: OrderedDict[str, Response] = OrderedDict()
+        if context.sink is not None:
+            context.sink.set_listener(self)
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._context.conversation
+
+    # --- starting -----------------------------------------------------------------------------------------
+
+    async def create(
+        self,
         options: ResponseOptions,
-        emit: Emit,
-        input_text_words: int = 0,
-        input_audio_ms: int = 0,
-        sink: AudioSink | None = None,
-    ) -> None:
-        self.id = response_id
-        self._conversation = conversation
-        self._conversation_id = conversation_id
-        self.options = options
-        self._emit = emit
-        self._input_text_words = input_text_words
-        self._input_audio_ms = input_audio_ms
-        self.audio_mode = "audio" in options.output_modalities and options.output_format is not None
-        self.item: Item = {
-            "id": new_item_id(),
-            "type": "message",
-            "role": "assistant",
-            "status": "in_progress",
-            "content": [],
-        }
-        self._previous_item_id: str | None = None
-        self._text: list[str] = []
-        self._audio = _Audio()
-        # With a sink (WebRTC) the transport plays the audio on its track: no deltas, no encoding here.
-        self._sink = sink if self.audio_mode else None
-        if self.audio_mode and self._sink is None and options.output_format is not None:
-            self._audio.encoder = OutputAudioEncoder(options.output_format)
-        self._audio_task: asyncio.Task[None] | None = None
-        self._started_at = 0.0
-        self.finished = False
-
-    # --- lifecycle --------------------------------------------------------------------------------
-
-    def _response(self, status: ev.ResponseStatus, output: list[Item], **extra: Any) -> dict[str, Any]:
-        audio_output = (
-            {"format": self.options.output_format, "voice": self.options.voice} if self.audio_mode else None
+        source: dict[str, Any],
+        *,
+        event_id: str | None = None,
+    ) -> Response:
+        """A client's `response.create`, or a turn that creates a response: start it now."""
+        if not self.responds:
+            raise RealtimeError(
+                "response.create is not supported in a transcription session: it transcribes audio and "
+                "never responds.",
+                code="invalid_session_type",
+                event_id=event_id,
+            )
+        if self.active is not None:
+            raise RealtimeError(
+                f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
+                "response is finished before creating a new one.",
+                code="conversation_already_has_active_response",
+                event_id=event_id,
+            )
+        response = self._new(
+            new_response_id(), options, "client", len(str(source.get("input_text") or "").split())
         )
-        return ev.response_object(
-            self.id,
-            status=status,
-            output=output,
-            conversation_id=self._conversation_id if self.options.in_conversation else "",
-            output_modalities=self.options.output_modalities,
-            max_output_tokens=self.options.max_output_tokens,
-            audio_output=audio_output,
-            metadata=self.options.metadata,
-            **extra,
+        self.active = response
+        await response.begin()
+        await self._publish(
+            "response.create",
+            response_id=response.id,
+            instructions=options.instructions,
+            output_modalities=options.output_modalities,
+            **source,
+        )
+        return response
+
+    async def server_started(self, response_id: str, options: ResponseOptions) -> None:
+        """The pipeline began a reply nobody asked for: run it now, or once the current one ends."""
+        if not self.responds or len(self._waiting) >= MAX_WAITING or self._known(response_id):
+            log.warning("response.server_reply_refused", response_id=response_id, responds=self.responds)
+            await self._publish("response.cancel", response_id=response_id)
+            return
+        response = self._new(response_id, options, "server", 0)
+        if self.active is None:
+            self.active = response
+            await response.begin()
+        else:
+            self._waiting.append(_Waiting(response))
+
+    def _new(self, response_id: str, options: ResponseOptions, origin: Any, words: int) -> Response:
+        return Response(
+            response_id,
+            options=options,
+            context=self._context,
+            on_end=self._ended,
+            origin=origin,
+            input_text_words=words,
         )
 
-    async def begin(self) -> None:
-        await self._emit(ev.response_created(self._response("in_progress", [])))
-        item = dict(self.item)
-        if self.options.in_conversation:
-            stored, self._previous_item_id = await self._conversation.add(item)
-            self.item = stored
+    def _known(self, response_id: str) -> bool:
+        return (self.active is not None and self.active.id == response_id) or any(
+            w.response.id == response_id for w in self._waiting
+        )
+
+    async def _ended(self, response: Response) -> None:
+        if self.active is response:
+            self.active = None
+            if response.began and not response.playout_ended.is_set():
+                self._playing[response.id] = response
+                while len(self._playing) > PLAYING_HISTORY:
+                    self._playing.popitem(last=False)
+        if self.active is None and self._waiting:
+            waiting = self._waiting.popleft()
+            self.active = waiting.response
+            await waiting.response.begin()
+            for message in waiting.messages:
+                await self.on_pipeline(message)
+
+    # --- pipeline output ------------------------------------------------------------------------------------
+
+    async def on_pipeline(self, message: PipelineEvent | PipelineAudio) -> None:
+        """A response message from the pipeline (text, audio, done), routed by its response id."""
+        if isinstance(message, PipelineAudio):
+            response_id = message.headers.get("response_id")
         else:
-            self.item = {**item, "object": "realtime.item"}
-        await self._emit(ev.output_item_added(self.id, 0, public_item(self.item)))
-        if self.options.in_conversation:
-            await self._emit(ev.item_added(public_item(self.item), self._previous_item_id))
-        await self._emit(ev.content_part_added(self.id, self.item["id"], self._empty_part()))
-        self._started_at = time.monotonic()
-        if self.audio_mode and self._sink is None:
-            self._audio_task = asyncio.create_task(self._send_audio(), name=f"audio-out:{self.id}")
-
-    def _empty_part(self) -> dict[str, Any]:
-        return {"type": "audio", "transcript": ""} if self.audio_mode else {"type": "text", "text": ""}
-
-    # --- output from the pipeline -------------------------------------------------------------------
-
-    async def text_delta(self, delta: str) -> None:
-        if self.finished or not delta:
+            response_id = message.data.get("response_id")
+        if not isinstance(response_id, str):
             return
-        self._text.append(delta)
-        if self.audio_mode:
-            await self._emit(ev.output_audio_transcript_delta(self.id, self.item["id"], delta))
-        else:
-            await self._emit(ev.output_text_delta(self.id, self.item["id"], delta))
-
-    def audio(self, pcm: bytes, sample_rate: int) -> None:
-        if self.finished or not self.audio_mode:
-            return
-        if self._sink is not None:
-            self._sink.play(self.id, pcm, sample_rate)
-            return
-        if self._audio.encoder is None:
-            return
-        encoded = self._audio.encoder.encode(pcm, sample_rate)
-        if encoded:
-            self._audio.queue.put_nowait(encoded)
-
-    async def _send_audio(self) -> None:
-        encoder = self._audio.encoder
-        assert encoder is not None
-        while True:
-            chunk = await self._audio.queue.get()
-            if chunk is None:
+        for waiting in self._waiting:
+            if waiting.response.id == response_id:
+                await self._hold(waiting, message)
                 return
-            duration_ms = encoder.duration_ms(chunk)
-            # Pace: never more than AUDIO_LEAD_SECONDS ahead of real time since the response began.
-            ahead = (self._audio.sent_ms / 1000) - (time.monotonic() - self._started_at) - AUDIO_LEAD_SECONDS
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-            await self._emit(
-                ev.output_audio_delta(self.id, self.item["id"], base64.b64encode(chunk).decode())
+        response = self.active
+        if response is None or response.id != response_id:
+            return  # a late message of a response that already ended
+        if isinstance(message, PipelineAudio):
+            await response.audio(message.pcm, message.sample_rate)
+        elif message.type == "response.text.delta":
+            await response.text_delta(str(message.data.get("delta", "")))
+        elif message.type == "response.done":
+            await response.pipeline_done(
+                str(message.data.get("status")), str(message.data.get("message", ""))
             )
-            self._audio.sent_ms += duration_ms
 
-    @property
-    def delivered_audio_ms(self) -> int:
-        """Audio the client has: sent as deltas (WebSocket), or actually played out (sink)."""
-        if self._sink is not None:
-            return self._sink.played_ms(self.id)
-        return int(self._audio.sent_ms)
-
-    @property
-    def queued_audio_ms(self) -> int:
-        if self._sink is not None:
-            return self._sink.queued_ms(self.id)
-        return int(self._audio.sent_ms)
-
-    async def drain_audio(self) -> None:
-        """Wait until every queued chunk has been sent (the pipeline said the response is complete)."""
-        if self._audio_task is None:
+    async def _hold(self, waiting: _Waiting, message: PipelineEvent | PipelineAudio) -> None:
+        if len(waiting.messages) < MAX_WAITING_MESSAGES:
+            waiting.messages.append(message)
             return
-        if self._audio.encoder is not None:
-            tail = self._audio.encoder.flush()
-            if tail:
-                self._audio.queue.put_nowait(tail)
-        self._audio.queue.put_nowait(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._audio_task)
+        log.warning("response.server_reply_overflow", response_id=waiting.response.id)
+        self._waiting.remove(waiting)
+        await self._publish("response.cancel", response_id=waiting.response.id)
 
-    async def stop_audio(self) -> None:
-        if self._audio_task is not None and not self._audio_task.done():
-            self._audio_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._audio_task
+    # --- ending -------------------------------------------------------------------------------------------
 
-    # --- the end ------------------------------------------------------------------------------------
-
-    async def finish(
-        self, status: FinishStatus, *, reason: str | None = None, error: dict[str, Any] | None = None
+    async def cancel(
+        self, reason: str, *, response_id: str | None = None, event_id: str | None = None
     ) -> None:
-        """Emit the closing events once. Call `drain_audio()` first for a completed response."""
-        if self.finished:
-            return
-        self.finished = True
-        await self.stop_audio()
-        text = "".join(self._text)
-        item_status = "completed" if status == "completed" else "incomplete"
-        if self.audio_mode:
-            part: dict[str, Any] = {"type": "audio", "transcript": text}
-            content = [{"type": "output_audio", "transcript": text}]
-            await self._emit(ev.output_audio_done(self.id, self.item["id"]))
-            await self._emit(ev.output_audio_transcript_done(self.id, self.item["id"], text))
-        else:
-            part = {"type": "text", "text": text}
-            content = [{"type": "output_text", "text": text}]
-            await self._emit(ev.output_text_done(self.id, self.item["id"], text))
-        await self._emit(ev.content_part_done(self.id, self.item["id"], part))
-        self.item["content"] = content
-        self.item["status"] = item_status
-        if self.audio_mode:
-            # A completed response's item holds all its audio (a sink may still be playing it); an
-            # interrupted one holds only what reached the listener.
-            completed = status == "completed"
-            self.item["_audio_ms"] = self.queued_audio_ms if completed else self.delivered_audio_ms
-        if self.options.in_conversation:
-            await self._conversation.save(self.item)
-            await self._emit(ev.item_done(public_item(self.item), self._previous_item_id))
-        await self._emit(ev.output_item_done(self.id, 0, public_item(self.item)))
-        details: dict[str, Any] | None = None
-        if status != "completed":
-            details = {"type": status, "reason": reason, "error": error}
-        usage = ev.usage(
-            self._input_text_words,
-            self._input_audio_ms // MS_PER_AUDIO_TOKEN,
-            len(text.split()),
-            self.delivered_audio_ms // MS_PER_AUDIO_TOKEN,
-        )
-        await self._emit(
-            ev.response_done(
-                self._response(status, [public_item(self.item)], status_details=details, usage=usage)
+        """Cancel the response in progress (`response_id`, if given, must name it)."""
+        response = self.active
+        if response is None or (response_id is not None and response_id != response.id):
+            raise RealtimeError(
+                "Cancellation failed: no active response found",
+                code="response_cancel_not_active",
+                event_id=event_id,
             )
-        )
+        await response.cancel(reason)
+
+    async def interrupt(self) -> None:
+        """The user started speaking over the reply (barge-in): cancel it and stop server playout."""
+        if self.active is not None:
+            await self.active.cancel("turn_detected")
+        if self._context.sink is not None:
+            await self.clear_playout()
+
+    async def clear_playout(self) -> None:
+        """Stop server-owned playout now; the item keeps only the audio actually played."""
+        sink = self._context.sink
+        assert sink is not None
+        response_id = sink.clear()
+        if response_id is None:
+            return
+        played_ms = sink.played_ms(response_id)
+        await self._context.emit(ev.output_audio_buffer("cleared", response_id))
+        response = self._playing.pop(response_id, None)
+        if response is None and self.active is not None and self.active.id == response_id:
+            response = self.active
+        if response is not None:
+            await response.playout_cleared(played_ms)
+
+    async def close(self) -> None:
+        """The session is closing: end every response once, storing unfinished items `incomplete`."""
+        waiting, self._waiting = list(self._waiting), deque()
+        for entry in waiting:
+            await self._publish("response.cancel", response_id=entry.response.id)
+        if self.active is not None:
+            await self.active.abandon()
+        for response in self._playing.values():
+            response.playout_stopped()
+        self._playing.clear()
+
+    def item_in_use(self, item_id: str) -> bool:
+        return self.active is not None and self.active.item.get("id") == item_id
+
+    # --- PlayoutListener (called by the sink from its playout task) ----------------------------------
+
+    def playout_started(self, response_id: str) -> None:
+        self._spawn(self._context.emit(ev.output_audio_buffer("started", response_id)), "playout-started")
+
+    def playout_stopped(self, response_id: str) -> None:
+        response = self._playing.pop(response_id, None)
+        if response is None and self.active is not None and self.active.id == response_id:
+            response = self.active  # its audio finished playing before its drain completed it
+        if response is not None:
+            response.playout_stopped()
+        self._spawn(self._context.emit(ev.output_audio_buffer("stopped", response_id)), "playout-stopped")
+
+
+def response_input(conversation: Conversation, params: dict[str, Any]) -> dict[str, Any]:
+    """What the pipeline answers: the explicit `input` items, else the conversation's last user message
+    (its text, or its transcript, or — while the transcript is still on its way — the item's id)."""
+    candidates = params.get("input") or [i for i in conversation.items if i.get("role") == "user"]
+    for item in reversed(candidates):
+        if item.get("type") == "item_reference":
+            item = conversation.get(item.get("id", "")) or {}
+        for part in reversed(item.get("content") or []):
+            if part.get("type") == "input_text":
+                return {"input_text": part.get("text", "")}
+            if part.get("type") == "input_audio":
+                if part.get("transcript"):
+                    return {"input_text": part["transcript"]}
+                return {"input_item_id": item.get("id")}
+    return {"input_text": ""}

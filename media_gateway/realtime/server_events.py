@@ -1,6 +1,7 @@
 """Builders for the GA server events. Each returns the JSON-ready dict sent on the wire.
 
-Field choices follow `realtime-protocol.md` §9: every event has an `event_id`, response-scoped events
+Field choices are what the official clients require (the `openai` SDK's pydantic models and the Agents
+SDK for JavaScript's zod schemas): every event has an `event_id`, response-scoped events
 carry integer indices, user `input_audio` parts always carry the `transcript` key, usage is either
 numbers or null, never null counts.
 """

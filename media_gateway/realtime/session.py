@@ -1,12 +1,16 @@
 """The realtime session engine: one per connected session, independent of the transport.
 
 A transport hands the engine decoded client events (`handle_text`) and, for WebRTC, 16 kHz frames
-(`push_frames`); it receives server events through `EngineOutput.send_event`. The engine talks to the
-speech pipeline only through the bus (`pipeline.messages`). It imports neither aiohttp nor aiortc.
+(`push_frames`); it receives server events through `EngineOutput.send_event`, and a transport that
+plays audio itself passes its `AudioSink`. The engine talks to the speech pipeline only through the bus
+(`pipeline.messages`). It imports neither aiohttp nor aiortc.
 
-Concurrency: client events and pipeline messages both mutate session state, so both run under one lock.
-Pipeline messages arrive on a per-session queue (filled by the `OutputDispatcher`) and are handled by a
-task this session owns, so one slow session never stalls another's messages.
+The session owns its parts and their lifecycles: the conversation (loaded from the database on start,
+so a reconnect with the same client secret sees its earlier items), the input audio buffer, and the
+responses (`responses.Responses`). Client events and pipeline messages both change session state, so
+both run under one lock. Pipeline messages arrive in a bounded per-session inbox (filled by the
+`OutputDispatcher`) and are handled by a task this session owns, so one slow session never stalls
+another's messages.
 """
 
 from __future__ import annotations
@@ -30,19 +34,22 @@ from media_gateway.pipeline.messages import (
     event_payload,
 )
 from media_gateway.policy.engine import PolicyEngine, PolicyUnavailable
-from media_gateway.realtime import handlers, responding
+from media_gateway.realtime import handlers
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.client_events import ClientEvent, parse_client_event
 from media_gateway.realtime.conversation import Conversation
-from media_gateway.realtime.dispatcher import OutputDispatcher
+from media_gateway.realtime.dispatcher import AUDIO_DROPPED, OutputDispatcher, SessionInbox
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.input_audio import InputAudio, TurnDetection
 from media_gateway.realtime.playout import AudioSink
-from media_gateway.realtime.responses import ResponseRun
+from media_gateway.realtime.response import ResponseContext, ResponseOptions
+from media_gateway.realtime.responses import Responses, response_input
 from media_gateway.realtime.session_config import SessionConfig, session_object
 from media_gateway.speech.vad import SpeechStarted, VadModel
 
 log = get_logger(__name__)
+
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 class EngineOutput(Protocol):
@@ -69,6 +76,7 @@ class EngineServices:
     policy: PolicyEngine
     vad_model: VadModel
     limits: EngineLimits
+    timezone: str | None = None  # the IANA zone answers about the time use, when the session names none
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,6 @@ class RealtimeSession:
         self.config = config
         self.outputs: list[EngineOutput] = [output]
         self.audio_sink = audio_sink
-        # Items whose audio the sink may still be playing, by response id (server-owned playout only).
-        self.audio_items: dict[str, dict[str, Any]] = {}
         self.services = services
         self.principal = principal
         self.expires_at = expires_at
@@ -105,17 +111,25 @@ class RealtimeSession:
             session_id,
             services.bus,
             input_format=self.input_format_of(config),
-            turn_detection=TurnDetection.from_config(self.turn_detection_of(config)),
+            turn_detection=self._turn_detection(config),
             vad_model=services.vad_model,
         )
-        self.response: ResponseRun | None = None
-        self.current_speech_item: str | None = None
-        self.transcripts: dict[str, str] = {}
-        self._inbox: asyncio.Queue[PipelineEvent | PipelineAudio] = asyncio.Queue()
+        self.responses = Responses(
+            context=ResponseContext(
+                conversation=self.conversation,
+                conversation_id=f"conv_{session_id[5:]}",
+                emit=self.emit,
+                lock=self.lock,
+                cancel_in_pipeline=self._cancel_in_pipeline,
+                sink=audio_sink,
+                timeout_seconds=services.limits.response_timeout_seconds,
+            ),
+            publish=self.publish,
+            spawn=self.spawn,
+            responds=config.type == "realtime",
+        )
+        self._inbox = SessionInbox()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pipeline_task: asyncio.Task[None] | None = None
-        self._deadline_task: asyncio.Task[None] | None = None
-        self.response_watchdog: asyncio.Task[None] | None = None
         self.closed = False
 
     # --- configuration views ----------------------------------------------------------------------
@@ -126,12 +140,16 @@ class RealtimeSession:
         return dict((audio.get("input") or {}).get("format") or {"type": "audio/pcm", "rate": 24000})
 
     @staticmethod
-    def turn_detection_of(config: SessionConfig) -> dict[str, Any] | None:
+    def _turn_detection(config: SessionConfig) -> TurnDetection | None:
         audio = config.to_dict().get("audio") or {}
         value = (audio.get("input") or {}).get("turn_detection")
-        return dict(value) if isinstance(value, dict) else None
+        return TurnDetection.from_config(
+            value if isinstance(value, dict) else None, responds=config.type == "realtime"
+        )
 
     def pipeline_settings(self) -> SessionSettings:
+        """What the pipeline is told about the session: everything the session knows that shapes an
+        answer (the language it transcribes, the time zone answers about the time use, its voice)."""
         transcription = self.config.transcription
         language = getattr(transcription, "language", None) or "en"
         voice = self.config.voice
@@ -141,38 +159,53 @@ class RealtimeSession:
             voice=voice if isinstance(voice, str) else "alloy",
             output_modalities=tuple(self.config.output_modalities or ["audio"]),
             transcribe=True,
+            timezone=self.services.timezone,
         )
 
     def session_view(self) -> dict[str, Any]:
         return session_object(self.config, session_id=self.id, expires_at=self.expires_at)
 
+    async def apply_config(self, updated: SessionConfig) -> None:
+        """Adopt a validated, policy-approved configuration (from `session.update`)."""
+        self.config = updated
+        await self.input_audio.reconfigure(self.input_format_of(updated), self._turn_detection(updated))
+        await self.services.repositories.sessions.update_config(
+            self.id, updated.to_dict(), model=updated.model
+        )
+        await self.publish("session.update", **self.pipeline_settings().as_fields())
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.conversation.load()
         self.services.dispatcher.register(self.id, self._inbox)
         await self.publish("session.open", **self.pipeline_settings().as_fields())
-        self._pipeline_task = self.spawn(self._consume_pipeline(), "pipeline-in")
-        self._deadline_task = self.spawn(self._enforce_deadline(), "deadline")
+        self.spawn(self._consume_pipeline(), "pipeline-in")
+        self.spawn(self._enforce_deadline(), "deadline")
         await self.emit(ev.session_created(self.session_view()))
 
     async def close(self) -> None:
+        """End the session once: responses end (their items stored), the pipeline forgets it, every task
+        it started is cancelled."""
         if self.closed:
             return
         self.closed = True
         for output in self.outputs[1:]:  # sideband connections end with the session
             with contextlib.suppress(Exception):
                 await output.close(1000, "session ended")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5), self.lock:
-                if self.response is not None and not self.response.finished:
-                    await self.publish("response.cancel", response_id=self.response.id)
-                    await self.response.stop_audio()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS), self.lock:
+                await self.responses.close()
+        except Exception:  # a timeout or a failing store must not keep the session's resources alive
+            log.warning("session.close_incomplete", session_id=self.id, exc_info=True)
         self.services.dispatcher.unregister(self.id)
         with contextlib.suppress(Exception):
             await self.publish("session.close")
-        for task in list(self._tasks):
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -225,18 +258,12 @@ class RealtimeSession:
         for output in list(self.outputs):
             await output.close(1001, "server shutting down")
 
-    # --- server-owned playout (AudioSink listener) ------------------------------------------------
-
-    def playout_started(self, response_id: str) -> None:
-        self.spawn(self.emit(ev.output_audio_buffer("started", response_id)), "playout-started")
-
-    def playout_stopped(self, response_id: str) -> None:
-        self.audio_items.pop(response_id, None)
-        self.spawn(self.emit(ev.output_audio_buffer("stopped", response_id)), "playout-stopped")
-
     async def publish(self, event_type: str, **fields: Any) -> None:
         payload, headers = event_payload(event_type, **fields)
         await self.services.bus.publish(INPUT_TOPIC, self.id, payload, headers)
+
+    async def _cancel_in_pipeline(self, response_id: str) -> None:
+        await self.publish("response.cancel", response_id=response_id)
 
     # --- input from the transport ----------------------------------------------------------------
 
@@ -316,13 +343,74 @@ class RealtimeSession:
             else:
                 await handlers.speech_stopped(self, turn_event.audio_end_ms)
 
+    async def create_response(self, params: dict[str, Any], *, event_id: str | None = None) -> None:
+        """Start a response (a client's `response.create`, or a turn that creates one)."""
+        options = ResponseOptions.from_request(self.config.to_dict(), params, self.config.instructions)
+        await self.responses.create(options, response_input(self.conversation, params), event_id=event_id)
+
     # --- input from the pipeline ------------------------------------------------------------------
 
     async def _consume_pipeline(self) -> None:
-        while True:
-            message = await self._inbox.get()
+        while (message := await self._inbox.get()) is not None:
             try:
                 async with self.lock:
-                    await responding.on_pipeline(self, message)
+                    await self.on_pipeline(message)
             except Exception:
                 log.exception("session.pipeline_message_failed", session_id=self.id)
+        log.error("session.inbox_overflow", session_id=self.id, queued=len(self._inbox))
+        await self.terminate(
+            RealtimeError(
+                "The session could not keep up with its speech pipeline and was ended.",
+                code="session_overloaded",
+                error_type="server_error",
+            ),
+            code=1011,
+            reason="pipeline backlog",
+        )
+
+    async def on_pipeline(self, message: PipelineEvent | PipelineAudio) -> None:
+        if isinstance(message, PipelineAudio):
+            await self.responses.on_pipeline(message)
+            return
+        data = message.data
+        if message.type == "transcription.completed":
+            await self._transcribed(
+                str(data.get("item_id")),
+                str(data.get("transcript", "")),
+                float(data.get("audio_seconds", 0.0)),
+            )
+        elif message.type == "transcription.delta":
+            if self.config.transcription is not None:
+                await self.emit(ev.transcription_delta(str(data.get("item_id")), str(data.get("delta", ""))))
+        elif message.type == "transcription.failed":
+            if self.config.transcription is not None:
+                await self.emit(
+                    ev.transcription_failed(str(data.get("item_id")), str(data.get("message", "")))
+                )
+        elif message.type == "response.started":
+            options = ResponseOptions.from_request(self.config.to_dict(), {}, self.config.instructions)
+            await self.responses.server_started(str(data.get("response_id", "")), options)
+        elif message.type == AUDIO_DROPPED:
+            response = self.responses.active
+            if response is not None and response.id == data.get("response_id"):
+                await self._cancel_in_pipeline(response.id)
+                await response.finish(
+                    "failed",
+                    error={
+                        "type": "server_error",
+                        "code": "audio_dropped",
+                        "message": "Part of the reply's audio could not be delivered in time.",
+                    },
+                )
+        else:
+            await self.responses.on_pipeline(message)
+
+    async def _transcribed(self, item_id: str, transcript: str, audio_seconds: float) -> None:
+        item = self.conversation.get(item_id)
+        if item is not None:
+            for part in item.get("content") or []:
+                if part.get("type") == "input_audio":
+                    part["transcript"] = transcript
+            await self.conversation.save(item)
+        if self.config.transcription is not None:
+            await self.emit(ev.transcription_completed(item_id, transcript, audio_seconds))

@@ -55,6 +55,15 @@ def _cors(handler: Handler) -> Handler:
             response = ApiError(
                 413, f"Request body too large; the limit is {limit} bytes.", code="request_too_large"
             ).response()
+        except Exception:
+            # A failure of the gateway, not of the request: logged with its trace, answered without it.
+            log.exception("webrtc.request_failed", path=request.path)
+            response = ApiError(
+                500,
+                "The server had an error while processing your request.",
+                error_type="server_error",
+                code="internal_error",
+            ).response()
         response.headers.update(CORS_HEADERS)
         return response
 
@@ -158,6 +167,8 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         status = 413 if exc.code == "sdp_too_large" else 400
         raise ApiError(status, exc.message, code=exc.code, param="sdp") from None
     calls = app[CALLS]
+    if calls.closing:
+        raise _shutting_down()
     if len(calls) >= settings.webrtc_max_calls:
         raise ApiError(
             429, "This gateway is at its WebRTC call capacity; try again later.", code="too_many_calls"
@@ -175,30 +186,34 @@ async def create_call(request: web.Request) -> web.StreamResponse:
             429, "This gateway is at its WebRTC call capacity; try again later.", code="too_many_calls"
         )
     call = WebRtcCall(settings=settings, metrics=app[METRICS].webrtc, session_id=admission.session_id)
-    calls.reserve(call)
     try:
+        calls.reserve(call)
         answer = await call.answer(offer, settings.webrtc_gather_timeout_seconds)
         record = await app[REPOSITORIES].calls.create(
             admission.session_id,
             {"mdns_candidates_stripped": offer.mdns_candidates_stripped, "model": admission.config.model},
             status="connecting",
         )
+        if call.closed:  # shutdown closed it while it was being answered: nothing may be registered
+            raise _shutting_down()
     except BaseException as exc:
+        shutting_down = call.closed or calls.closing
         await call.close("answer_failed", "failed")
         calls.remove(call)
         admission.release()
         await app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
-        if isinstance(exc, ValueError | TypeError | KeyError | IndexError) or type(exc).__module__.startswith(
-            "aiortc"
-        ):
-            raise ApiError(
-                400, f"The SDP offer was rejected: {str(exc)[:200]}", code="invalid_offer", param="sdp"
-            ) from None
+        if isinstance(exc, ApiError):
+            raise
+        if isinstance(exc, OfferError):  # the client's offer: the only 400 this step can give
+            raise ApiError(400, exc.message, code=exc.code, param="sdp") from None
+        if shutting_down and isinstance(exc, Exception):
+            raise _shutting_down() from None
         if isinstance(exc, TimeoutError):
             raise ApiError(
                 503, "ICE gathering did not finish in time.", code="ice_gathering_timeout"
             ) from None
         raise
+    # No await from the check above to the registration below: shutdown cannot slip in between.
     session = RealtimeSession(
         session_id=admission.session_id,
         config=admission.config,
@@ -221,6 +236,12 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         body=answer.encode(),
         content_type="application/sdp",
         headers={"Location": f"/v1/realtime/calls/{call.id}"},
+    )
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(
+        503, "The gateway is shutting down; try again.", code="shutting_down", error_type="server_error"
     )
 
 

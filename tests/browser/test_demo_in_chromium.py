@@ -50,8 +50,9 @@ MAX_WER = 0.25
 
 
 def chromium_args(wav: Path) -> list[str]:
-    """aiortc-notes §2.2. Playwright adds --headless, --no-sandbox, --mute-audio, a temporary profile and
-    its own --disable-features list (only the last such switch counts, so none is added here)."""
+    """Flags for a root, headless, offline Chromium with a fake microphone. Playwright adds --headless,
+    --no-sandbox, --mute-audio, a temporary profile and its own --disable-features list (only the last
+    such switch counts, so none is added here)."""
     return [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -64,7 +65,7 @@ def chromium_args(wav: Path) -> list[str]:
         "--disable-component-update",
         "--no-first-run",
         "--autoplay-policy=no-user-gesture-required",
-        # A host whose only interface is lo: both sides must offer loopback candidates (notes §2.4).
+        # A host whose only interface is lo: both sides must offer loopback candidates.
         "--allow-loopback-in-peer-connection",
     ]
 

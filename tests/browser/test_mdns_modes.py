@@ -1,4 +1,4 @@
-"""mDNS `.local` host candidates from browsers (aiortc-notes §1.5, §2.4), in both Chromium modes.
+"""mDNS `.local` host candidates from browsers, in both Chromium modes.
 
 * **With media permission** (fake microphone, `getUserMedia` granted): Chromium exposes its raw host
   addresses, so the offer has no `.local` candidate and the gateway strips nothing.
@@ -32,7 +32,7 @@ from tests.browser.conftest import DemoGatewayFactory
 from tests.support.conformance import GATE
 
 CHROMIUM = Path("/usr/bin/chromium")
-MAX_ANSWER_MS = 1000.0  # an unresolvable `.local` candidate costs ~1 s in setRemoteDescription (§1.5)
+MAX_ANSWER_MS = 1000.0  # an unresolvable `.local` candidate costs ~1 s in setRemoteDescription
 MAX_CONNECT_MS = 5000.0
 STEP_TIMEOUT_MS = 8000  # any one step inside the page
 

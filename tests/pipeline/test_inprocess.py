@@ -176,7 +176,7 @@ class FailingRecognizer:
 
 async def test_spoken_question_gets_transcript_text_and_audio() -> None:
     async with running() as harness:
-        await harness.send("s1", "session.open", **SessionSettings().as_fields(), timezone="Europe/Paris")
+        await harness.send("s1", "session.open", **SessionSettings(timezone="Europe/Paris").as_fields())
         await harness.speak("s1", padded(spoken("what time is it"), before_ms=300, after_ms=600))
         await harness.send("s1", "input.commit", item_id="item_1")
         await harness.send("s1", "response.create", response_id="resp_1", input_item_id="item_1")

@@ -1,6 +1,7 @@
 """The conformance gate: every server event a test receives is validated with the `openai` SDK's own
 GA models, strictly (as the Agents SDK for Python does, plus `strict=True`), and undeclared fields are
-rejected except the few upstream itself sends (`realtime-protocol.md` §11)."""
+rejected except the few upstream itself sends (`session.id`, `session.object`, `session.expires_at`,
+`obfuscation`)."""
 
 from __future__ import annotations
 

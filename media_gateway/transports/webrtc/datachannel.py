@@ -4,15 +4,16 @@ Server events are JSON text messages, exactly as on the WebSocket (no audio delt
 track). Events emitted before the client's channel is open are kept (bounded) and sent when it opens.
 
 Large messages: aiortc ≥ 1.16 caps DATA chunks at 1160 bytes of user data (SCTP packet 1189 bytes, which
-fits the IPv6 minimum MTU once UDP/DTLS overhead is added), so a 30 kB event is fragmented into chunks
-that pass 1280-MTU paths instead of being retransmitted at an oversized length forever (aiortc-notes
-§1.13). We add no application-level fragmentation (clients would not reassemble it). A message larger than
-the peer's advertised max-message-size cannot be sent at all: aiortc raises, and we send an `error` event
-in its place. A peer that stops reading (the SCTP send buffer keeps growing) is released.
+fits the IPv6 minimum MTU once UDP/DTLS overhead is added), so a 30 kB event is fragmented into chunks that
+pass 1280-MTU paths (earlier aiortc sent larger chunks, which such paths drop, so the message was
+retransmitted forever). We add no application-level fragmentation (clients would not reassemble it). A
+message larger than the peer's advertised max-message-size cannot be sent at all: aiortc raises, and we send
+an `error` event in its place. A peer that stops reading (the SCTP send buffer keeps growing) is released.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
@@ -42,8 +43,6 @@ class DataChannelOutput:
         self._pending: deque[str] = deque(maxlen=PENDING_LIMIT)
         self.sent = 0
         self.closed = False
-        # Sees every event the engine emits, before it is sent (the call uses it to end playout).
-        self.observer: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def open(self) -> bool:
@@ -57,8 +56,6 @@ class DataChannelOutput:
     async def send_event(self, event: dict[str, Any]) -> None:
         if self.closed:
             return
-        if self.observer is not None:
-            self.observer(event)
         text = json.dumps(event, separators=(",", ":"))
         if not self.open:
             if self._channel is None:
@@ -90,6 +87,24 @@ class DataChannelOutput:
             channel.send(json.dumps(error, separators=(",", ":")))
         except InvalidStateError:
             return  # the transport closed under us; the call's close follows
+
+    def refuse(self, message: str | bytes) -> None:
+        """A client event the call could not queue: answer it with an `error` echoing its event_id."""
+        event_id: str | None = None
+        with contextlib.suppress(ValueError, RecursionError, AttributeError):
+            value = json.loads(message).get("event_id")
+            event_id = value[:256] if isinstance(value, str) else None
+        error = RealtimeError(
+            "Too many client events are waiting on this session; this one was not processed. Slow down "
+            "and send it again.",
+            code="too_many_events",
+            event_id=event_id,
+        )
+        self.send_now(ev.error(error))
+
+    def send_now(self, event: dict[str, Any]) -> None:
+        if not self.closed and self.open:
+            self._send(json.dumps(event, separators=(",", ":")), event)
 
     async def close(self, code: int, reason: str) -> None:
         """The engine ends the session (expiry, shutdown): end the call."""

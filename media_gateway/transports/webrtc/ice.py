@@ -1,6 +1,6 @@
 """ICE for the WebRTC transport: the peer configuration, capped gathering, and remote `.local` candidates.
 
-Every workaround for aiortc/aioice lives here (see `shared/reference/aiortc-notes.md` §1.1, §1.2, §1.5):
+Every workaround for aiortc/aioice lives here; each says what it works around:
 
 * `RTCConfiguration(iceServers=None)` silently adds Google's STUN server, and a STUN server that cannot be
   reached stalls every SDP answer for 5 s. We always pass an explicit list, built from settings only

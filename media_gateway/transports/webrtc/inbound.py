@@ -1,13 +1,13 @@
 """Inbound audio: read an aiortc track, resample to 16 kHz 20 ms frames, hand them to the engine.
 
 aiortc queues decoded frames of a remote track in an unbounded `asyncio.Queue`: a track nobody reads
-grows without limit (aiortc-notes §1.6). Every accepted track therefore gets a reader task that runs for
+grows without limit. Every accepted track therefore gets a reader task that runs for
 the track's life. Between the reader and the engine sits a bounded queue with drop-oldest: a slow engine
 loses the oldest audio (counted in `gateway_webrtc_inbound_frames_dropped_total`), never memory.
 
 aiortc's Opus decoder always yields s16 *stereo* 48 kHz frames, even for mono calls; `FrameResampler`
-downmixes them explicitly with one stateful resampler for the whole track (a per-frame resampler adds
-audible 50 Hz crackle, §1.8).
+downmixes them explicitly with one stateful resampler for the whole track (a resampler made per frame
+restarts its filter every 20 ms, which is an audible 50 Hz crackle).
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The call's one outbound audio track: server-owned playout, paced to the wall clock.
 
-aiortc sends whatever `recv()` returns as fast as it returns it (aiortc-notes §1.9), so the track paces
-itself: frame `n` is due at `t0 + n * 20 ms`; when nothing is queued it returns silence, so the RTP stream
-never stalls and timestamps never jump. `pts` counts samples for the whole track and never rewinds,
-not even when the queue is cleared on barge-in.
+aiortc's RTP sender sends whatever `recv()` returns as soon as it returns it (it does no pacing of its own),
+so the track paces itself: frame `n` is due at `t0 + n * 20 ms`; when nothing is queued it returns silence,
+so the RTP stream never stalls and timestamps never jump. `pts` counts samples for the whole track and never
+rewinds, not even when the queue is cleared on barge-in.
 
-The track is the engine's `AudioSink`: the engine queues each response's PCM with `play()`, announces the
-end with `finish()`, and drops everything with `clear()`. The track tells the engine (its
-`PlayoutListener`) when a response's first frame goes out and when its queue drains after `finish()`.
-`played_ms` counts frames handed to the RTP sender, not frames queued, so truncation uses audio heard.
+The track is the engine's `AudioSink`: the engine queues each response's PCM with `play()` (bounded by
+`MAX_QUEUED_FRAMES`), announces the end with `finish()`, and drops everything with `clear()`. The track
+tells the engine (its `PlayoutListener`) when a response's first frame goes out and when its queue drains
+after `finish()`. `played_ms` counts frames handed to the RTP sender, not frames queued, so truncation uses
+audio heard.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ TIME_BASE = Fraction(1, RATE)
 MAX_LAG_SECONDS = 0.2
 # Played/queued positions stay answerable for this many finished responses (the engine asks after clear).
 HISTORY = 32
+# The most unplayed audio the track holds (every response together). The pipeline synthesises faster
+# than real time, so a long reply waits here; past this `play()` refuses and the engine fails the
+# response: it is never cut silently. 10 minutes of 48 kHz frames is about 110 MiB.
+MAX_QUEUED_FRAMES = 600 * 50
 
 
 @dataclass(eq=False)
@@ -76,14 +81,17 @@ class PacedAudioTrack(MediaStreamTrack):
     def set_listener(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    def play(self, response_id: str, pcm: bytes, sample_rate: int) -> None:
+    def play(self, response_id: str, pcm: bytes, sample_rate: int) -> bool:
         if response_id in self._cleared or self.readyState != "live":
-            return
+            return True  # nothing will play: not a reason to fail the response
         playout = self._playout(response_id)
         if playout.finished:
-            return
+            return True
+        if len(self._queue) >= MAX_QUEUED_FRAMES:
+            return False
         playout.queued_seconds += len(pcm) / 2 / sample_rate
         self._enqueue(playout, playout.framer.push(pcm, sample_rate))
+        return True
 
     def finish(self, response_id: str) -> None:
         playout = self._playouts.get(response_id)

@@ -1,9 +1,9 @@
 """A CPU fix for aiortc's send path, applied once per process when `webrtc_fast_audio_level` is on.
 
 aiortc computes the RFC 6465 audio level of every outbound audio frame in pure Python (`struct.iter_unpack`
-over 960 samples): ~51 µs per 20 ms frame, about 17 % of the send path (aiortc-notes, performance
-facts). This numpy version gives the same integer dBov in a few µs. The sender looks the function up on
-the `aiortc.rtp` module at call time, so replacing it there is enough.
+over 960 samples): ~51 µs per 20 ms frame, about 17 % of the send path (measured with aiortc 1.16 on the
+project's 2-core machines). This numpy version gives the same integer dBov in a few µs. The sender looks the
+function up on the `aiortc.rtp` module at call time, so replacing it there is enough.
 """
 
 from __future__ import annotations

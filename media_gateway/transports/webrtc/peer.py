@@ -1,9 +1,10 @@
 """One WebRTC call: its peer connection, media, data channel, engine session, and one teardown.
 
-Lifecycle (aiortc-notes §1.11, §1.12):
+Lifecycle:
 
-* `answer()` applies the offer, adds the paced outbound track *after* `setRemoteDescription` (so it reuses
-  the offered audio transceiver as `sendrecv`), and builds the complete, non-trickle answer.
+* `answer()` applies the offer, adds the paced outbound track *after* `setRemoteDescription` (so aiortc
+  reuses the offered audio transceiver as `sendrecv` instead of adding a second m-line the browser did
+  not offer), and builds the complete, non-trickle answer (aiortc does not trickle candidates).
 * A connect watchdog closes a call whose peer never reaches `connected` (status `failed`).
 * `connectionState` `failed`/`closed` closes the call. aiortc has no `disconnected` state and aioice
   notices a vanished peer only after ~30 s of failed consent checks, so a liveness task releases a
@@ -33,13 +34,15 @@ from media_gateway.settings import Settings
 from media_gateway.transports.webrtc.datachannel import CHANNEL_LABEL, DataChannelOutput
 from media_gateway.transports.webrtc.ice import rtc_configuration
 from media_gateway.transports.webrtc.inbound import InboundAudio, drain
-from media_gateway.transports.webrtc.offer import Offer
+from media_gateway.transports.webrtc.offer import Offer, OfferError
 from media_gateway.transports.webrtc.outbound import PacedAudioTrack
 
 log = get_logger(__name__)
 
 CloseStatus = Literal["ended", "failed"]
 PC_CLOSE_TIMEOUT = 5.0
+# Client events from the data channel waiting for the engine; past this they are refused with an error.
+INBOX_EVENTS = 256
 LIVENESS_TICK = 0.5
 
 
@@ -63,9 +66,8 @@ class WebRtcCall:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
         self._session_started = False
-        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(maxsize=256)
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(maxsize=INBOX_EVENTS)
         self._on_closed: list[Callable[[WebRtcCall], Awaitable[None]]] = []
-        self.output.observer = self._observe
         self.pc.on("connectionstatechange", self._on_state)
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
@@ -73,9 +75,15 @@ class WebRtcCall:
     # --- setup -------------------------------------------------------------------------------------------
 
     async def answer(self, offer: Offer, gather_timeout: float) -> str:
-        """Apply the offer; return the complete SDP answer. Raises ValueError on an offer aiortc rejects."""
+        """Apply the offer; return the complete SDP answer. Raises `OfferError` when aiortc rejects the
+        offer; anything raised after the offer was applied is the gateway's own failure."""
         self.has_data_channel = offer.has_data_channel
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError and its own errors on offers it cannot use
+            if self.closed:
+                raise
+            raise OfferError(f"The SDP offer was rejected: {_first_line(str(exc))}", "invalid_offer") from exc
         # addTrack reuses the offered audio transceiver and ORs its direction with sendonly → sendrecv.
         self.pc.addTrack(self.track)
         answer = await self.pc.createAnswer()
@@ -89,17 +97,7 @@ class WebRtcCall:
     def bind(self, session: RealtimeSession, call_id: str) -> None:
         self.session = session
         self.id = call_id
-        self.track.set_listener(session)
         self.spawn(self._watch_connect(), "connect-watchdog")
-
-    def _observe(self, event: dict[str, Any]) -> None:
-        # The engine queues a response's audio with `AudioSink.play` but never calls `finish`; its
-        # `response.done` is emitted only after every audio chunk of the response was handed to the sink,
-        # so it is the moment to tell the track that the response's queue may drain to `stopped`.
-        if event.get("type") == "response.done":
-            response_id = (event.get("response") or {}).get("id")
-            if isinstance(response_id, str):
-                self.track.finish(response_id)
 
     def on_closed(self, callback: Callable[[WebRtcCall], Awaitable[None]]) -> None:
         self._on_closed.append(callback)
@@ -149,7 +147,11 @@ class WebRtcCall:
             try:
                 self._inbox.put_nowait(message)
             except asyncio.QueueFull:
-                log.warning("webrtc.inbox_full")
+                # SCTP gives no way to pause one channel's reader, so a client that outruns the engine
+                # gets an error naming the refused event (its event_id echoed, so SDKs waiting on a
+                # `response.create` are released), never a silent drop.
+                self.metrics.inbound_events_refused.inc()
+                self.output.refuse(message)
 
         @channel.on("close")
         def on_close() -> None:
@@ -256,3 +258,7 @@ class WebRtcCall:
         for callback in self._on_closed:
             with contextlib.suppress(Exception):
                 await callback(self)
+
+
+def _first_line(text: str) -> str:
+    return (text.splitlines() or ["no reason given"])[0][:200]

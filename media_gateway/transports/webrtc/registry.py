@@ -13,11 +13,14 @@ class LiveCalls:
         self._calls: dict[str, WebRtcCall] = {}
         self._pending: set[WebRtcCall] = set()  # answering: counted against the cap, no id yet
         self._metrics = metrics
+        self.closing = False  # set when shutdown begins: no call may be added after that
 
     def __len__(self) -> int:
         return len(self._calls) + len(self._pending)
 
     def reserve(self, call: WebRtcCall) -> None:
+        if self.closing:
+            raise RuntimeError("the gateway is shutting down")
         self._pending.add(call)
         self._metrics.live_calls.set(len(self))
 
@@ -36,5 +39,6 @@ class LiveCalls:
         return self._calls.get(call_id)
 
     async def close_all(self) -> None:
+        self.closing = True
         calls = list(self._calls.values()) + list(self._pending)
         await asyncio.gather(*(call.close("shutdown") for call in calls), return_exceptions=True)
