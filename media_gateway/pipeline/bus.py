@@ -40,27 +40,20 @@ class Bus(Protocol):
 
 
 class _QueueSubscription:
-    """One subscriber's bounded queue. When it is full the oldest message is dropped and counted:
-    a slow consumer of live audio must fall behind by losing stale frames, not by stalling producers."""
+    """One subscriber's bounded queue. When it is full, publishers wait for room (backpressure), as a
+    Kafka producer waits when its buffer is full: nothing already published is dropped, control events
+    least of all. (Dropping the oldest message instead lost frames of long appends and, worse,
+    `response.done` events.)"""
 
     def __init__(self, bus: InProcessBus, topic: str, maxsize: int) -> None:
         self._bus = bus
         self.topic = topic
         self.queue: asyncio.Queue[BusMessage | None] = asyncio.Queue(maxsize)
-        self.dropped = 0
         self._closed = False
 
-    def offer(self, message: BusMessage) -> None:
-        if self._closed:
-            return
-        while True:
-            try:
-                self.queue.put_nowait(message)
-                return
-            except asyncio.QueueFull:
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self.queue.get_nowait()
-                    self.dropped += 1
+    async def deliver(self, message: BusMessage) -> None:
+        if not self._closed:
+            await self.queue.put(message)
 
     def __aiter__(self) -> AsyncIterator[BusMessage]:
         return self._iterate()
@@ -109,7 +102,7 @@ class InProcessBus:
             raise RuntimeError("bus is not running")
         message = BusMessage(topic, key, payload, MappingProxyType(dict(headers or {})))
         for subscription in tuple(self._subscribers.get(topic, ())):
-            subscription.offer(message)
+            await subscription.deliver(message)
 
     def subscribe(self, topic: str) -> Subscription:
         subscription = _QueueSubscription(self, topic, self._queue_size)

@@ -8,6 +8,8 @@ session lock held.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -55,6 +57,28 @@ async def on_session_update(session: RealtimeSession, event: ClientEvent) -> Non
 
 
 # --- input audio buffer -------------------------------------------------------------------------
+
+
+async def on_input_audio_buffer_append(session: RealtimeSession, event: ClientEvent) -> None:
+    audio = event.data["audio"]
+    limit = session.services.limits.max_append_bytes
+    if len(audio) > limit * 4 // 3 + 4:
+        raise RealtimeError(
+            f"Audio chunk too large: at most {limit} bytes per append.",
+            code="audio_too_large",
+            param="audio",
+            event_id=event.event_id,
+        )
+    try:
+        data = base64.b64decode(audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise RealtimeError(
+            "Invalid 'audio': expected base64-encoded audio bytes.",
+            code="invalid_value",
+            param="audio",
+            event_id=event.event_id,
+        ) from None
+    await session.on_turn_events(await session.input_audio.append_encoded(data, event.event_id))
 
 
 async def on_input_audio_buffer_commit(session: RealtimeSession, event: ClientEvent) -> None:

@@ -162,10 +162,7 @@ class Response:
         if self.finished or self._playout is None:
             return
         if not self._playout.play(pcm, sample_rate):
-            await self._context.cancel_in_pipeline(self.id)
-            await self.finish(
-                "failed", error=_error("audio_overflow", "The reply's audio exceeded the playout buffer.")
-            )
+            await self.fail("audio_overflow", "The reply's audio exceeded the playout buffer.")
 
     async def pipeline_done(self, status: str, message: str = "") -> None:
         """The pipeline finished this response: complete it once its audio is delivered, or fail it."""
@@ -193,10 +190,7 @@ class Response:
         await asyncio.sleep(self._context.timeout_seconds)
         async with self._context.lock:
             if not self.finished and not self.pipeline_finished:
-                await self._context.cancel_in_pipeline(self.id)
-                await self.finish(
-                    "failed", error=_error("pipeline_timeout", "The speech pipeline did not answer in time.")
-                )
+                await self.fail("pipeline_timeout", "The speech pipeline did not answer in time.")
 
     # --- ending -------------------------------------------------------------------------------------------
 
@@ -207,6 +201,14 @@ class Response:
         if not self.pipeline_finished:
             await self._context.cancel_in_pipeline(self.id)
         await self.finish("cancelled", reason=reason)
+
+    async def fail(self, code: str, message: str) -> None:
+        """End as failed with a server error (the pipeline is told to stop, unless it already has)."""
+        if self.finished:
+            return
+        if not self.pipeline_finished:
+            await self._context.cancel_in_pipeline(self.id)
+        await self.finish("failed", error=_error(code, message))
 
     async def finish(
         self, status: FinishStatus, *, reason: str | None = None, error: dict[str, Any] | None = None

@@ -194,6 +194,12 @@ class Responses:
             )
         await response.cancel(reason)
 
+    async def fail(self, response_id: str, *, code: str, message: str) -> None:
+        """End the response in progress as failed (when it is `response_id`), stopping the pipeline."""
+        response = self.active
+        if response is not None and response.id == response_id:
+            await response.fail(code, message)
+
     async def interrupt(self) -> None:
         """The user started speaking over the reply (barge-in): cancel it and stop server playout."""
         if self.active is not None:

@@ -174,3 +174,41 @@ async def test_typed_turn_and_item_operations(gateway: Gateway) -> None:
         error = await client.wait_for("error")
         assert error["error"]["event_id"] == "gone"
         assert error["error"]["code"] == "item_not_found"
+
+
+async def test_manual_commit_with_server_vad_on_commits_the_whole_buffer(gateway: Gateway) -> None:
+    """Speech the detector never hears as speech (threshold 1.0: quiet, distant, or a push-to-talk
+    client that leaves VAD on) is still in the buffer, and a manual commit commits all 25 s of it."""
+    key = await gateway.create_api_key()
+    sentence = "please turn on the kitchen lights"
+    audio = padded(spoken(sentence), before_ms=1000, after_ms=1000)
+    audio += bytes(25 * 32_000 - len(audio))  # 25 s in all: well past the 300 ms prefix padding
+    async with connect(gateway.base_url, key) as client:
+        await client.recv()
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "turn_detection": {
+                                "type": "server_vad",
+                                "threshold": 1.0,
+                                "create_response": False,
+                            },
+                            **TRANSCRIBE,
+                        }
+                    },
+                },
+            }
+        )
+        await client.wait_for("session.updated")
+        await client.append_audio(pcm24k(audio), 4800)
+        await client.send({"type": "input_audio_buffer.commit", "event_id": "commit_25s"})
+        committed = await client.wait_for("input_audio_buffer.committed")
+        completed = await client.wait_for("conversation.item.input_audio_transcription.completed", 60)
+    assert not client.of_type("input_audio_buffer.speech_started")
+    assert completed["item_id"] == committed["item_id"]
+    assert completed["usage"]["seconds"] >= 24.9
+    assert word_errors(sentence, completed["transcript"]) / len(words(sentence)) <= 0.34
