@@ -48,8 +48,9 @@ _SEMANTIC_VAD_DEFAULTS: Final[dict[str, Any]] = {
     "create_response": True,
     "interrupt_response": True,
 }
-# Transcription sessions have no responses: only the VAD knobs get defaults (the SDK's
-# RealtimeTranscriptionSessionTurnDetection declares just type/threshold/prefix/silence).
+# Transcription sessions have no responses: only the VAD knobs get defaults (the response model's
+# RealtimeTranscriptionSessionTurnDetection declares just type/threshold/prefix/silence; openai 3.60.0,
+# openai/types/realtime/realtime_transcription_session_turn_detection.py).
 _TRANSCRIPTION_SERVER_VAD_DEFAULTS: Final[dict[str, Any]] = {
     "threshold": 0.5,
     "prefix_padding_ms": 300,

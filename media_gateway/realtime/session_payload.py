@@ -44,8 +44,9 @@ def session_object(
         data["tools"] = _redact_tools(data["tools"])
     output = (data.get("audio") or {}).get("output") or {}
     if isinstance(output.get("voice"), dict):
-        # The SDK's RealtimeSessionCreateResponse types voice as a string only (the request and
-        # session.created models also allow {"id"}): send the custom voice id as the string.
+        # The SDK's RealtimeSessionCreateResponse types voice as a string only (openai 3.60.0,
+        # openai/types/realtime/realtime_session_create_response.py; the request and session.created
+        # models also allow {"id"}): send the custom voice id as the string.
         output["voice"] = output["voice"]["id"]
     obj.update(data)
     if expires_at is not None:

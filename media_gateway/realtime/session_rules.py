@@ -178,7 +178,11 @@ LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
     "truncation.retention_ratio": (Range(ge=0.0, le=1.0),),
     "truncation.token_limits.post_instructions": (Range(ge=1),),
 }
-"""Bounds per field; a bound applies to the JSON kinds it names (``Range`` to numbers…)."""
+"""Bounds per field; a bound applies to the JSON kinds it names (``Range`` to numbers…).
+
+The SDK types none of them (openai 3.60.0: plain ``Optional[int]``/``float``/``str``/``List``). The
+ranges of ``speed``, ``threshold``, ``max_output_tokens`` and ``retention_ratio`` are the ones its
+docstrings state; the other bounds (non-negative numbers, ``*_ms`` and size caps) are the gateway's."""
 
 FREE_FORM: Final = frozenset(
     p for p, limits in LIMITS.items() if any(isinstance(x, JsonObject) for x in limits)
@@ -208,6 +212,9 @@ def _needs_a_server(model: BaseModel, param: str | None) -> SessionConfigError |
     return None
 
 
+# openai 3.60.0 marks both optional: AudioPCM.rate (realtime_audio_formats.py) and
+# RealtimeFunctionTool.name (realtime_function_tool.py); the docstring of Mcp.server_url
+# (realtime_tools_config_union.py) says "One of server_url, connector_id, or tunnel_id must be provided".
 REQUIRED: Final[dict[type[BaseModel], tuple[ModelRule, ...]]] = {
     AudioPCM: (_required("rate"),),
     RealtimeFunctionTool: (_required("name"),),
