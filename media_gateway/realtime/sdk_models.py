@@ -78,7 +78,7 @@ def members(annotation: Any) -> tuple[Any, ...]:
         for arg in get_args(annotation):
             found.extend(m for m in members(arg) if m not in found)
         return tuple(found)
-    return () if annotation is type(None) else (annotation,)
+    return () if annotation is None or annotation is type(None) else (annotation,)
 
 
 def is_model(annotation: Any) -> bool:
