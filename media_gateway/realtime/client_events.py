@@ -1,16 +1,18 @@
 """Parse and validate client events against the `openai` SDK's own GA models.
 
-The SDK's models accept undeclared fields, so after validation the model tree is walked and any extra
-field is reported as `unknown_parameter`, naming its path, as OpenAI does. `session.update` is only
-checked for its envelope here; its `session` goes through `session_config.parse_session_update`, which
-knows the session rules (defaults, merge semantics, gateway limits).
+Each event is validated against the one SDK model its `type` names (validating against the whole
+event union would report errors from unrelated members). The SDK's models accept undeclared fields,
+so after validation the model tree is walked and any extra field is reported as `unknown_parameter`,
+naming its path, as OpenAI does. `session.update` is only checked for its envelope here; its
+`session` goes through `session_config.parse_session_update`, which validates it against the SDK's
+session models and knows the session rules (defaults, merge semantics, gateway limits).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from typing import Any
 
 from openai.types.realtime import (
     RealtimeClientEvent,
@@ -20,23 +22,20 @@ from openai.types.realtime import (
     RealtimeConversationItemSystemMessage,
     RealtimeConversationItemUserMessage,
 )
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from media_gateway.realtime.errors import RealtimeError
-from media_gateway.realtime.session_validation import session_config_error_from_validation
-
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[RealtimeClientEvent, Field(discriminator="type")])
-
-
-def _supported_types() -> tuple[str, ...]:
-    names: list[str] = []
-    for model in get_args(get_args(RealtimeClientEvent)[0]):
-        literal = model.model_fields["type"].annotation
-        names.extend(str(value) for value in get_args(literal))
-    return tuple(names)
+from media_gateway.realtime.sdk_models import members, type_tags, undeclared_field
+from media_gateway.realtime.session_validation import error_from_validation, format_param
 
 
-SUPPORTED_TYPES = _supported_types()
+def _event_models() -> dict[str, type[BaseModel]]:
+    """Each client event type and the SDK model of that event."""
+    return {tag: model for model in members(RealtimeClientEvent) for tag in type_tags(model)}
+
+
+_EVENT_MODELS = _event_models()
+SUPPORTED_TYPES = tuple(_EVENT_MODELS)
 MAX_EVENT_ID_LENGTH = 256
 MAX_ITEM_ID_LENGTH = 64  # the conversation_items.id column
 
@@ -76,21 +75,13 @@ def _only_keys(body: dict[str, Any], allowed: tuple[str, ...], event_id: str | N
             )
 
 
-def _unknown_fields(value: object, path: str) -> str | None:
-    """The path of the first undeclared field in a validated model tree, or None."""
-    if isinstance(value, BaseModel):
-        for name in value.model_extra or {}:
-            return f"{path}.{name}" if path else name
-        for name in type(value).model_fields:
-            found = _unknown_fields(getattr(value, name), f"{path}.{name}" if path else name)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, element in enumerate(value):
-            found = _unknown_fields(element, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+def _reject_undeclared(model: BaseModel, prefix: str, event_id: str | None) -> None:
+    found = undeclared_field(model)
+    if found is not None:
+        param = format_param(prefix, found)
+        raise RealtimeError(
+            f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param, event_id=event_id
+        )
 
 
 def parse_client_event(raw: str | bytes) -> ClientEvent:
@@ -130,15 +121,12 @@ def parse_client_event(raw: str | bytes) -> ClientEvent:
         return _session_update(body, event_id)
     if event_type == "conversation.item.create":
         return _item_create(body, event_id)
+    event_model = _EVENT_MODELS[event_type]
     try:
-        model = _ADAPTER.validate_python(body, strict=True)
+        model = event_model.model_validate(body, strict=True)
     except ValidationError as exc:
-        raise _validation_error(exc, body, "", event_id) from None
-    unknown = _unknown_fields(model, "")
-    if unknown:
-        raise RealtimeError(
-            f"Unknown parameter: '{unknown}'.", code="unknown_parameter", param=unknown, event_id=event_id
-        )
+        raise _validation_error(exc, event_model, body, "", event_id) from None
+    _reject_undeclared(model, "", event_id)
     data = {key: value for key, value in body.items() if key not in ("type", "event_id")}
     return ClientEvent(type=event_type, event_id=event_id, data=data)
 
@@ -161,8 +149,10 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _validation_error(exc: ValidationError, data: object, prefix: str, event_id: str | None) -> RealtimeError:
-    error = session_config_error_from_validation(exc, data, prefix)
+def _validation_error(
+    exc: ValidationError, model: type[BaseModel], data: object, prefix: str, event_id: str | None
+) -> RealtimeError:
+    error = error_from_validation(exc, model, data, prefix)
     return RealtimeError(error.message, code=error.code, param=error.param, event_id=event_id)
 
 
@@ -211,12 +201,8 @@ def _item_create(body: dict[str, Any], event_id: str | None) -> ClientEvent:
     try:
         validated = model.model_validate(item, strict=True)
     except ValidationError as exc:
-        raise _validation_error(exc, item, "item.", event_id) from None
-    unknown = _unknown_fields(validated, "item")
-    if unknown:
-        raise RealtimeError(
-            f"Unknown parameter: '{unknown}'.", code="unknown_parameter", param=unknown, event_id=event_id
-        )
+        raise _validation_error(exc, model, item, "item.", event_id) from None
+    _reject_undeclared(validated, "item.", event_id)
     data = {"item": item, "previous_item_id": previous}
     return ClientEvent(type="conversation.item.create", event_id=event_id, data=data)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 SERVER_EVENTS: TypeAdapter[Any] = TypeAdapter(Annotated[RealtimeServerEvent, Field(discriminator="type")])
 
 # Undeclared in the SDK's models but sent by upstream (session id/object/expires_at) or harmless echoes
-# documented in media_gateway.realtime.session_config.
+# documented in media_gateway.realtime.session_rules.
 ALLOWED_EXTRAS = {"id", "object", "expires_at", "obfuscation", "parallel_tool_calls"}
 
 
