@@ -90,7 +90,7 @@ FULL_REALTIME: dict[str, Any] = {
     "parallel_tool_calls": False,
 }
 
-# What @openai/agents-realtime sends on connect (reference §6.2).
+# What @openai/agents-realtime sends on connect.
 AGENTS_JS_UPDATE: dict[str, Any] = {
     "type": "realtime",
     "instructions": "You are helpful.",
