@@ -147,18 +147,16 @@ async def admit(
         },
     )
     limit = decision.limits["concurrent_sessions"]
+    opens_new = session_id is None
+    updates_config = not opens_new and session_body is not None  # WebRTC's `session` part
     claim = SessionClaim(
         api_key_id=key.id,
         instance_id=instance.id,
         max_live_sessions=limit.max,
         session_id=session_id,
-        new_session=(
-            NewSession(type=config.type, model=config.model, config=config.to_dict())
-            if session_id is None
-            else None
-        ),
-        config=config.to_dict() if session_id is not None and session_body is not None else None,
-        model=config.model if session_id is not None and session_body is not None else None,
+        new_session=NewSession(config.type, config.model, config.to_dict()) if opens_new else None,
+        config=config.to_dict() if updates_config else None,
+        model=config.model if updates_config else None,
         client_secret_id=secret_id,
     )
     try:
