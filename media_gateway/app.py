@@ -4,7 +4,10 @@ Nothing here is a module-level singleton. `build_app` wires the parts together; 
 in `cleanup_ctx` start them in order on startup and close them in reverse order on shutdown (aiohttp
 runs these on SIGTERM/SIGINT after it stops accepting connections):
 
-    database  → repositories → policy engine → bus → speech pipeline and realtime engine
+    database  → repositories → gateway instance → policy engine → bus → speech pipeline and engine
+
+The gateway instance registers this process in the database before it serves (releasing the sessions a
+previous run under the same instance id left behind) and runs the heartbeat and revocation task.
 
 Route modules receive their dependencies through the typed keys in `app_keys`.
 """
@@ -21,7 +24,7 @@ from media_gateway.app_keys import (
     CALLS,
     DATABASE,
     ENGINE,
-    LEASES,
+    INSTANCE,
     LIVE_CONNECTIONS,
     METRICS,
     POLICY,
@@ -46,7 +49,7 @@ from media_gateway.signaling import calls as calls_routes
 from media_gateway.signaling import demo as demo_routes
 from media_gateway.signaling import routes as signaling_routes
 from media_gateway.signaling.errors import error_middleware
-from media_gateway.signaling.leases import ConnectionLeases
+from media_gateway.signaling.instance import GatewayInstance
 from media_gateway.speech.responder import Responder
 from media_gateway.speech.stt import load_recognizer
 from media_gateway.speech.tts import FliteSynthesizer
@@ -70,7 +73,6 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics.create()
     app[LIVE_CONNECTIONS] = LiveConnections()
-    app[LEASES] = ConnectionLeases(settings.max_connections_per_secret)
     app[SESSIONS] = LiveSessions()
     app[CALLS] = LiveCalls(app[METRICS].webrtc)
     # Process-wide aiortc/aioice adjustments (documented where they are defined).
@@ -82,6 +84,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     install_fast_audio_level(settings.webrtc_fast_audio_level)
 
     app.cleanup_ctx.append(_database_context)
+    app.cleanup_ctx.append(_instance_context)
     app.cleanup_ctx.append(_policy_context)
     app.cleanup_ctx.append(_bus_context)
     app.cleanup_ctx.append(_engine_context)
@@ -111,6 +114,23 @@ async def _database_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         await database.dispose()
         log.info("database.stopped")
+
+
+async def _instance_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    instance = GatewayInstance(
+        instance_id=settings.resolved_instance_id(),
+        database=app[DATABASE],
+        sessions=app[SESSIONS],
+        heartbeat_seconds=settings.instance_heartbeat_seconds,
+        ttl_seconds=settings.instance_ttl_seconds,
+    )
+    await instance.start()
+    app[INSTANCE] = instance
+    try:
+        yield
+    finally:
+        await instance.stop()
 
 
 async def _policy_context(app: web.Application) -> AsyncIterator[None]:

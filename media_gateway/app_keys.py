@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from media_gateway.realtime.registry import LiveSessions
     from media_gateway.realtime.session import EngineServices
     from media_gateway.settings import Settings
-    from media_gateway.signaling.leases import ConnectionLeases
+    from media_gateway.signaling.instance import GatewayInstance
     from media_gateway.transports.registry import LiveConnections
     from media_gateway.transports.webrtc.registry import LiveCalls
 
@@ -30,7 +30,7 @@ REPOSITORIES: web.AppKey[Repositories] = web.AppKey("repositories")
 POLICY: web.AppKey[PolicyEngine] = web.AppKey("policy")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 ENGINE: web.AppKey[EngineServices] = web.AppKey("engine")
-LEASES: web.AppKey[ConnectionLeases] = web.AppKey("leases")
+INSTANCE: web.AppKey[GatewayInstance] = web.AppKey("instance")
 LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")
 SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")
 CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")

@@ -167,6 +167,11 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
             print(f"no key {args.key!r}", file=sys.stderr)
             return 1
         print(f"revoked {record_or_none.id} ({record_or_none.prefix}…)")
+        print(
+            "its live sessions end within about "
+            f"{settings.instance_heartbeat_seconds:g} s (each gateway checks once per heartbeat)",
+            file=sys.stderr,
+        )
         return 0
     finally:
         await database.dispose()

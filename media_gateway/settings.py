@@ -7,6 +7,10 @@ and a listener on 127.0.0.1:8000. `.env.example` documents every field below; ke
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from media_gateway.timezones import valid_zone
 
 ENV_PREFIX = "MEDIA_GATEWAY_"
+INSTANCE_ID_MAX_LENGTH = 64
+INSTANCE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\[\]-]*")
 
 
 class IceServer(BaseModel):
@@ -63,6 +69,29 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB.",
     )
 
+    # --- Gateway instances (several processes on one database) -----------------------------------------
+    instance_id: str | None = Field(
+        None,
+        description="This process's name among the gateways sharing the database. Unset: "
+        "<host name>:<bind address>:<port>, which no two running processes share (they cannot both listen "
+        "there) and which a restart of the same gateway keeps, so a restarted gateway releases the sessions "
+        "its previous run left behind at once; with port 0 a random suffix replaces the port (the port is "
+        "not known yet). Set it explicitly to a value unique per process, e.g. a pod name.",
+    )
+    instance_heartbeat_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How often this process renews its heartbeat row and checks its live sessions for "
+        "revoked API keys and client secrets (two indexed queries of its own sessions per period).",
+    )
+    instance_ttl_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A process whose heartbeat is this old counts as dead: its sessions stop counting "
+        "against their keys' limits (at least three heartbeats, so one slow database write is not death).",
+    )
+
     # --- Pipeline bus --------------------------------------------------------------------------------
     bus: Literal["inprocess"] = Field(
         "inprocess", description="Speech pipeline bus (the Kafka bus arrives with the OVOS worker)."
@@ -86,7 +115,11 @@ class Settings(BaseSettings):
     # --- Client secrets and sessions ----------------------------------------------------------------
     default_model: str = Field("gpt-realtime", description="Model used when a client names none.")
     max_connections_per_secret: int = Field(
-        1, ge=1, description="Live realtime connections one ek_ client secret may hold at a time."
+        1,
+        ge=1,
+        description="Live realtime connections one ek_ client secret may hold at a time (the connect "
+        "policy's secret.max_live_connections). A secret opens its one session, which has one primary "
+        "connection across all gateways, so a secret never holds more than one.",
     )
 
     # --- Realtime sessions ---------------------------------------------------------------------------
@@ -182,11 +215,41 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value[:64]!r}; use an IANA name such as Europe/Lisbon")
         return value or None
 
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id_shape(cls, value: str | None) -> str | None:
+        if not value:  # unset, or set to nothing in .env: the default
+            return None
+        if len(value) > INSTANCE_ID_MAX_LENGTH or not INSTANCE_ID_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"must be 1 to {INSTANCE_ID_MAX_LENGTH} characters: letters, digits and . _ : @ [ ] -"
+            )
+        return value
+
     @model_validator(mode="after")
     def _dependent_fields(self) -> Settings:
         if self.policy_engine == "opa" and not self.opa_url:
             raise ValueError("MEDIA_GATEWAY_OPA_URL is required when MEDIA_GATEWAY_POLICY_ENGINE=opa")
+        if self.instance_ttl_seconds < 3 * self.instance_heartbeat_seconds:
+            raise ValueError(
+                "MEDIA_GATEWAY_INSTANCE_TTL_SECONDS must be at least three times "
+                "MEDIA_GATEWAY_INSTANCE_HEARTBEAT_SECONDS"
+            )
         return self
+
+    def resolved_instance_id(self) -> str:
+        """``instance_id``, or the default described on the field. With port 0 every call differs, so the
+        composition root calls this once per process."""
+        if self.instance_id is not None:
+            return self.instance_id
+        port = str(self.port) if self.port else f"0-{secrets.token_hex(4)}"
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()) or "host"
+        address = f"[{self.host}]" if ":" in self.host else self.host
+        value = f"{host}:{address}:{port}"
+        if len(value) > INSTANCE_ID_MAX_LENGTH:  # long host names: keep them distinct with a digest
+            digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+            value = f"{value[: INSTANCE_ID_MAX_LENGTH - 13]}~{digest}"
+        return value
 
 
 class SettingsError(Exception):

@@ -12,15 +12,18 @@ from .migrate import DatabaseNotMigrated, current_revision, head_revision, requi
 from .models import new_id
 from .records import ApiKeyRecord, CallRecord, ClientSecretRecord, ConversationItemRecord, SessionRecord
 from .repositories import (
+    AdmissionRepository,
     ApiKeyRepository,
     CallRepository,
     ClientSecretRepository,
     ConversationItemRepository,
+    InstanceRepository,
     Repositories,
     SessionRepository,
 )
 
 __all__ = [
+    "AdmissionRepository",
     "AmbiguousRecord",
     "ApiKeyRecord",
     "ApiKeyRepository",
@@ -33,6 +36,7 @@ __all__ = [
     "Database",
     "DatabaseNotMigrated",
     "DuplicateRecord",
+    "InstanceRepository",
     "PersistenceError",
     "RecordNotFound",
     "ReferencedRecordNotFound",

@@ -74,14 +74,18 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def create_engine_for(url: str, *, echo: bool = False, poolclass: type[Pool] | None = None) -> AsyncEngine:
+def create_engine_for(
+    url: str, *, echo: bool = False, poolclass: type[Pool] | None = None, pool_size: int | None = None
+) -> AsyncEngine:
     """Create an :class:`AsyncEngine` for a supported URL, with the SQLite connection settings applied.
 
-    ``poolclass`` overrides the pool (e.g. :class:`NullPool` for one-shot migration runs); an in-memory
-    SQLite URL always uses :class:`StaticPool`, since every new connection would be a new empty database.
+    ``poolclass`` overrides the pool (e.g. :class:`NullPool` for one-shot migration runs); ``pool_size``
+    caps the default pool at that many connections (no overflow). An in-memory SQLite URL always uses
+    :class:`StaticPool`, since every new connection would be a new empty database.
     """
     parsed, dialect = _parse(url)
     kwargs: dict[str, Any] = {"echo": echo}
+    sized = {"pool_size": pool_size, "max_overflow": 0} if pool_size is not None and poolclass is None else {}
     if dialect == "sqlite":
         if _is_sqlite_memory(parsed):
             kwargs["poolclass"] = StaticPool
@@ -90,11 +94,13 @@ def create_engine_for(url: str, *, echo: bool = False, poolclass: type[Pool] | N
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             if poolclass is not None:
                 kwargs["poolclass"] = poolclass
+            kwargs.update(sized)
     else:
         if poolclass is not None:
             kwargs["poolclass"] = poolclass
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs.update(sized)
     engine = create_async_engine(parsed, **kwargs)
     if dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
@@ -102,17 +108,22 @@ def create_engine_for(url: str, *, echo: bool = False, poolclass: type[Pool] | N
 
 
 class Database:
-    """An async engine and an ``async_sessionmaker(expire_on_commit=False)`` bound to it."""
+    """An async engine and an ``async_sessionmaker(expire_on_commit=False)`` bound to it.
+
+    ``pool_size`` caps the pool (no overflow), e.g. 1 for a background task's own connection.
+    """
 
     url: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     dialect: DialectName
+    in_memory: bool
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        _, self.dialect = _parse(url)
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int | None = None) -> None:
+        parsed, self.dialect = _parse(url)
         self.url = url
-        self.engine = create_engine_for(url, echo=echo)
+        self.in_memory = self.dialect == "sqlite" and _is_sqlite_memory(parsed)
+        self.engine = create_engine_for(url, echo=echo, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -39,6 +39,7 @@ __all__ = [
     "CallStatus",
     "ClientSecret",
     "ConversationItem",
+    "GatewayInstance",
     "ItemStatus",
     "ItemType",
     "JSONType",
@@ -134,12 +135,29 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class GatewayInstance(Base):
+    """One running gateway process. Its `active` sessions count as live only while `expires_at` (renewed by
+    the process's heartbeat) is in the future, so a process that dies stops holding slots within one TTL."""
+
+    __tablename__ = "gateway_instances"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    #: Random per process start: tells a restarted instance (same id) from the run before it.
+    boot_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class RealtimeSession(Base):
     __tablename__ = "realtime_sessions"
     __table_args__ = (
         CheckConstraint(_in("type", SESSION_TYPES), name="type"),
         CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
         Index("ix_realtime_sessions_api_key_id_status", "api_key_id", "status"),
+        Index("ix_realtime_sessions_instance_id_status", "instance_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -154,6 +172,12 @@ class RealtimeSession(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     hydrated_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: The gateway instance holding the session's live connection (set while `active`; kept afterwards as
+    #: history). No foreign key: instance rows are deleted when their process stops.
+    instance_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    #: When a session opened through a client secret stops counting as live unless connected: the secret's
+    #: expiry (NULL for sessions opened with an API key, which are only ever live while connected).
+    expires_at: Mapped[datetime | None]
 
 
 class ClientSecret(Base):

@@ -111,6 +111,8 @@ class SessionRecord:
     updated_at: datetime
     hydrated_at: datetime | None
     closed_at: datetime | None
+    instance_id: str | None = None
+    expires_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: RealtimeSession) -> SessionRecord:
@@ -125,6 +127,8 @@ class SessionRecord:
             updated_at=row.updated_at,
             hydrated_at=row.hydrated_at,
             closed_at=row.closed_at,
+            instance_id=row.instance_id,
+            expires_at=row.expires_at,
         )
 
 

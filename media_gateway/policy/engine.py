@@ -2,7 +2,15 @@
 
 Both engines evaluate the same Rego v1 policy (``media_gateway/policy/rego/``, package
 :data:`POLICY_PACKAGE`), whose decision points ``mint``, ``session_update`` and ``connect`` each produce
-``{"allow": bool, "reasons": [str], "retry_after_seconds": number | null}``.
+``{"allow": bool, "reasons": [str], "retry_after_seconds": number | null, "limits": {name: Limit}}``.
+
+``limits`` are the counted limits that apply to the request, each
+``{"max": int, "retry_after_seconds": number, "reason": str}``. The policy decides on the usage the gateway
+counted before asking; the gateway then enforces ``max`` itself, atomically with the write that uses the
+slot (another gateway process may have taken it meanwhile), and refuses with ``reason`` and
+``retry_after_seconds`` (429) when it is reached. An allowing ``mint`` must carry ``concurrent_sessions``
+and ``mints_per_minute``, an allowing ``connect`` ``concurrent_sessions``: without them the gateway could
+not enforce them, so such a decision is malformed (fail closed).
 
 Fail closed: an engine that cannot produce a well-formed decision raises :class:`PolicyUnavailable`
 (the HTTP layer answers 503 ``policy_unavailable``); nothing but an explicit ``allow: true`` allows.
@@ -14,8 +22,9 @@ import math
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol, get_args
 
 import structlog
@@ -24,11 +33,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 __all__ = [
     "DECISION_POINTS",
     "DEFAULT_POLICY_DIR",
+    "LIMIT_NAMES",
     "POLICY_PACKAGE",
     "RATE_LIMITED_PREFIX",
+    "REQUIRED_LIMITS",
     "Decision",
     "DecisionPoint",
     "InstrumentedPolicyEngine",
+    "Limit",
+    "LimitName",
     "PolicyEngine",
     "PolicyMetrics",
     "PolicyUnavailable",
@@ -39,6 +52,18 @@ __all__ = [
 
 DecisionPoint = Literal["mint", "session_update", "connect"]
 DECISION_POINTS: Final[tuple[DecisionPoint, ...]] = get_args(DecisionPoint)
+
+LimitName = Literal["concurrent_sessions", "mints_per_minute"]
+LIMIT_NAMES: Final[tuple[LimitName, ...]] = get_args(LimitName)
+#: The limits an allowing decision must carry, by decision point.
+REQUIRED_LIMITS: Final[Mapping[DecisionPoint, tuple[LimitName, ...]]] = MappingProxyType(
+    {
+        "mint": ("concurrent_sessions", "mints_per_minute"),
+        "connect": ("concurrent_sessions",),
+        "session_update": (),
+    }
+)
+_LIMIT_FIELDS: Final = frozenset({"max", "retry_after_seconds", "reason"})
 
 #: The Rego package of the decision rules; OPA serves them at ``/v1/data/ovos_gateway/realtime/<point>``.
 POLICY_PACKAGE: Final = "ovos_gateway.realtime"
@@ -74,6 +99,21 @@ class PolicyUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A counted limit the gateway enforces on the policy's behalf."""
+
+    max: int
+    #: The Retry-After of a refusal at this limit.
+    retry_after_seconds: float
+    #: Why a refusal at this limit is refused (goes into the 429 error message).
+    reason: str
+
+
+def _no_limits() -> Mapping[LimitName, Limit]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
 class Decision:
     """One policy decision.
 
@@ -87,6 +127,7 @@ class Decision:
     decision_id: str
     point: DecisionPoint
     retry_after_seconds: float | None = None
+    limits: Mapping[LimitName, Limit] = field(default_factory=_no_limits)
 
     @property
     def rate_limited(self) -> bool:
@@ -143,6 +184,13 @@ def parse_decision(result: Any, point: DecisionPoint, decision_id: str) -> Decis
                 f"policy result for {point} has an invalid 'retry_after_seconds'", decision_id=decision_id
             )
         retry_after_seconds = None if allow else float(retry_after)
+    limits = _parse_limits(result.get("limits", {}), point, decision_id)
+    missing = [name for name in REQUIRED_LIMITS[point] if name not in limits]
+    if allow and missing:
+        raise PolicyUnavailable(
+            f"policy result for {point} allows without the limits the gateway enforces: {', '.join(missing)}",
+            decision_id=decision_id,
+        )
     if not allow and not reasons:
         reasons = ["denied by policy"]
     return Decision(
@@ -151,7 +199,45 @@ def parse_decision(result: Any, point: DecisionPoint, decision_id: str) -> Decis
         decision_id=decision_id,
         point=point,
         retry_after_seconds=retry_after_seconds,
+        limits=limits,
     )
+
+
+def _is_count(value: Any) -> bool:
+    """A non-negative integer (JSON may deliver it as 10.0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value >= 0 and float(value).is_integer()
+
+
+def _parse_limits(raw: Any, point: DecisionPoint, decision_id: str) -> Mapping[LimitName, Limit]:
+    def bad(detail: str) -> PolicyUnavailable:
+        return PolicyUnavailable(
+            f"policy result for {point} has invalid 'limits': {detail}", decision_id=decision_id
+        )
+
+    if not isinstance(raw, Mapping):
+        raise bad("not an object")
+    limits: dict[LimitName, Limit] = {}
+    for name, value in raw.items():
+        if name not in LIMIT_NAMES:
+            raise bad(f"unknown limit {str(name)[:64]!r}")
+        if not isinstance(value, Mapping) or set(value) != _LIMIT_FIELDS:
+            raise bad(f"{name} must be an object with exactly {', '.join(sorted(_LIMIT_FIELDS))}")
+        maximum, retry_after, reason = value["max"], value["retry_after_seconds"], value["reason"]
+        if not _is_count(maximum):
+            raise bad(f"{name}.max must be a non-negative integer")
+        if (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, int | float)
+            or not math.isfinite(retry_after)
+            or retry_after < 0
+        ):
+            raise bad(f"{name}.retry_after_seconds must be a non-negative number")
+        if not isinstance(reason, str) or not reason:
+            raise bad(f"{name}.reason must be a non-empty string")
+        limits[name] = Limit(max=int(maximum), retry_after_seconds=float(retry_after), reason=reason)
+    return MappingProxyType(limits)
 
 
 @dataclass(frozen=True)

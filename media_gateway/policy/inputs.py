@@ -25,6 +25,10 @@ with the update merged in), not the partial update.
 
 ``secret`` is ``None`` when the caller authenticated with the API key itself; ``key`` is then that key,
 otherwise the key that minted the client secret.
+
+Usage counts are read from the database, so they cover every gateway process sharing it, but without a
+lock: the decision returns the limits it applied (``limits`` in the decision document, see
+:mod:`media_gateway.policy.engine`) and the gateway enforces them again atomically with its write.
 """
 
 from __future__ import annotations
@@ -112,13 +116,16 @@ class SecretInfo(TypedDict):
     id: str
     expired: bool
     revoked: bool
-    #: Connections open with this secret now, and how many it allows (usually 1).
+    #: Connections open with this secret now (on any gateway), and how many it allows (usually 1). A secret
+    #: opens its one session, which has one primary connection, so the gateway refuses a second one with
+    #: 409 before asking: the policy sees 0 here.
     live_connections: int
     max_live_connections: int
 
 
 class ConnectUsage(TypedDict):
-    #: The key's sessions open now, not counting the one being opened.
+    #: The key's live sessions now (connected on a live gateway, or hydrated with an unexpired secret),
+    #: not counting the one being opened.
     concurrent_sessions: int
 
 

@@ -84,16 +84,19 @@ class Conversation:
             self.require(previous_item_id, event_id, param="previous_item_id")
             index = next(i for i, it in enumerate(self._items) if it["id"] == previous_item_id) + 1
         before = self._items[index - 1]["id"] if index else None
+        fields = (
+            self._session_id,
+            item["id"],
+            item["type"],
+            item.get("role"),
+            item.get("status", "completed"),
+            item.get("content", item_payload(item)),
+        )
         try:
-            await self._repository.append(
-                self._session_id,
-                item["id"],
-                item["type"],
-                item.get("role"),
-                item.get("status", "completed"),
-                item.get("content", item_payload(item)),
-                previous_item_id=before,
-            )
+            if index == len(self._items):  # at the end: the cheap path of every turn
+                await self._repository.append(*fields, previous_item_id=before)
+            else:  # the stored order must be the live order, read back on reconnect
+                await self._repository.insert(*fields, after_item_id=before)
         except DuplicateRecord:
             raise RealtimeError(
                 f"Item with id '{item['id'][:128]}' already exists.",

@@ -1,21 +1,31 @@
 """Admission of a realtime connection, shared by the WebSocket and WebRTC transports.
 
 Authenticate the bearer (an `sk_` API key opens a new session; an `ek_` client secret opens the session
-it was minted for), ask the `connect` policy, take the secret's live-connection lease, and record the
-session as active. Everything that can refuse happens before anything is written or upgraded, so a
-refusal is a plain OpenAI-shaped HTTP error.
+it was minted for), read the key's usage, ask the `connect` policy, then claim the session's live
+connection in the database. Everything that can refuse happens before anything is upgraded, so a refusal
+is a plain OpenAI-shaped HTTP error.
+
+The claim (`AdmissionRepository.claim`) re-counts the key's live sessions under a short per-key lock and
+enforces the policy's `concurrent_sessions` limit there, so the limit holds across every gateway process
+on the database; the lock is held only for that count and write, never across the policy call, and
+connects of other keys never wait for it. A session has one primary connection on all processes: the
+claim refuses a session that is connected on any live instance (409 `session_in_use`). Since a client
+secret opens exactly its one session, that also caps a secret at one live connection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
-from media_gateway.app_keys import LEASES, REPOSITORIES, SESSIONS, SETTINGS
+from media_gateway.app_keys import INSTANCE, REPOSITORIES, SETTINGS
 from media_gateway.credentials import looks_like_client_secret
-from media_gateway.persistence.repositories import ApiKeyRecord
+from media_gateway.persistence.errors import RecordNotFound
+from media_gateway.persistence.repositories import ApiKeyRecord, NewSession, SessionClaim
 from media_gateway.realtime.session_config import (
     SessionConfig,
     SessionConfigError,
@@ -23,25 +33,40 @@ from media_gateway.realtime.session_config import (
     parse_session_request,
     parse_session_update,
 )
-from media_gateway.signaling.auth import authenticate_api_key_value, authenticate_client_secret_value
-from media_gateway.signaling.client_secrets import decide, key_summary
+from media_gateway.signaling.auth import (
+    INVALID_KEY_MESSAGE,
+    authenticate_api_key_value,
+    authenticate_client_secret_value,
+)
+from media_gateway.signaling.client_secrets import decide, key_summary, limit_reached
 from media_gateway.signaling.errors import ApiError
-from media_gateway.signaling.leases import Lease
+from media_gateway.signaling.instance import GatewayInstance
 
 Transport = Literal["websocket", "webrtc"]
+
+SESSION_NOT_FOUND = "The session of this client secret no longer exists."
+SESSION_IN_USE = "This session already has a live connection."
 
 
 @dataclass
 class Admission:
+    """An admitted connection. Call `release()` when it ends (any number of times)."""
+
     key: ApiKeyRecord
     session_id: str
     config: SessionConfig
     expires_at: int | None
-    lease: Lease | None
+    instance: GatewayInstance = field(repr=False)
+    released: bool = False
 
-    def release(self) -> None:
-        if self.lease is not None:
-            self.lease.release()
+    async def release(self) -> None:
+        """Give the session's slot back. Shielded: a cancelled handler still records the session closed
+        (otherwise it would keep counting against its key's limit while this instance lives)."""
+        if self.released:
+            return
+        self.released = True
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.instance.release(self.session_id))
 
 
 def _config_error(exc: SessionConfigError) -> ApiError:
@@ -57,30 +82,21 @@ async def admit(
     intent: str | None = None,
     model: str | None = None,
 ) -> Admission:
-    """Admit one connection; raise `ApiError` (401/403/404/429) to refuse it.
+    """Admit one connection; raise `ApiError` (401/403/404/409/429/503) to refuse it.
 
     `session_body` (WebRTC's optional `session` part) configures a new session opened with an API key,
     or updates the session a client secret is bound to.
     """
     settings = request.app[SETTINGS]
     repositories = request.app[REPOSITORIES]
-    leases = request.app[LEASES]
-    secret_view: dict[str, Any] | None = None
+    instance = request.app[INSTANCE]
+    secret_id: str | None = None
     if looks_like_client_secret(credential):
         principal = await authenticate_client_secret_value(request, credential)
         key, secret = principal.key, principal.secret
         session = await repositories.sessions.get(secret.session_id) if secret.session_id else None
         if session is None:
-            raise ApiError(
-                404, "The session of this client secret no longer exists.", code="session_not_found"
-            )
-        secret_view = {
-            "id": secret.id,
-            "expired": False,
-            "revoked": secret.revoked_at is not None,
-            "live_connections": leases.live(secret.id),
-            "max_live_connections": leases.max_per_secret,
-        }
+            raise ApiError(404, SESSION_NOT_FOUND, code="session_not_found")
         config = SessionConfig.model_validate(session.config)
         if session_body is not None:
             try:
@@ -88,6 +104,7 @@ async def admit(
             except SessionConfigError as exc:
                 raise _config_error(exc) from None
         session_id: str | None = session.id
+        secret_id = secret.id
         expires_at: int | None = int(secret.expires_at.timestamp())
     else:
         key = await authenticate_api_key_value(request, credential)
@@ -106,41 +123,53 @@ async def admit(
             raise _config_error(exc) from None
         session_id, expires_at = None, None
 
-    async with leases.admission_lock(key.id):
-        if session_id is not None and request.app[SESSIONS].get(session_id) is not None:
-            # A session has one primary connection; others attach as sideband (?call_id=).
-            raise ApiError(409, "This session already has a live connection.", code="session_in_use")
-        usage = {"concurrent_sessions": await repositories.sessions.count_active(key.id)}
-        await decide(
-            request,
-            "connect",
-            {"key": key_summary(key), "secret": secret_view, "transport": transport, "usage": usage},
-        )
-        lease: Lease | None = None
-        if secret_view is not None:
-            lease = leases.acquire(secret_view["id"])
-            if lease is None:  # lost a race with another connection of the same secret since the decision
-                raise ApiError(409, "This client secret already has a live connection.", code="secret_in_use")
-        try:
-            if secret_view is not None:
-                await repositories.client_secrets.record_use(secret_view["id"])
-            if session_id is None:
-                record = await repositories.sessions.create(
-                    api_key_id=key.id,
-                    type=config.type,
-                    model=config.model,
-                    config=config.to_dict(),
-                    status="active",
-                )
-                session_id = record.id
-            else:
-                await repositories.sessions.set_status(session_id, "active")
-                if session_body is not None:
-                    await repositories.sessions.update_config(
-                        session_id, config.to_dict(), model=config.model
-                    )
-        except BaseException:
-            if lease is not None:
-                lease.release()
-            raise
-    return Admission(key=key, session_id=session_id, config=config, expires_at=expires_at, lease=lease)
+    usage = await repositories.admission.usage(key.id, session_id)
+    if usage.session_live:
+        # A session has one primary connection; others attach as sideband (?call_id=).
+        raise ApiError(409, SESSION_IN_USE, code="session_in_use")
+    secret_view = None
+    if secret_id is not None:
+        secret_view = {
+            "id": secret_id,
+            "expired": False,
+            "revoked": False,
+            "live_connections": 0,  # its one session has no live connection (checked just above)
+            "max_live_connections": settings.max_connections_per_secret,
+        }
+    decision = await decide(
+        request,
+        "connect",
+        {
+            "key": key_summary(key),
+            "secret": secret_view,
+            "transport": transport,
+            "usage": {"concurrent_sessions": usage.live_sessions},
+        },
+    )
+    limit = decision.limits["concurrent_sessions"]
+    opens_new = session_id is None
+    updates_config = not opens_new and session_body is not None  # WebRTC's `session` part
+    claim = SessionClaim(
+        api_key_id=key.id,
+        instance_id=instance.id,
+        max_live_sessions=limit.max,
+        session_id=session_id,
+        new_session=NewSession(config.type, config.model, config.to_dict()) if opens_new else None,
+        config=config.to_dict() if updates_config else None,
+        model=config.model if updates_config else None,
+        client_secret_id=secret_id,
+    )
+    try:
+        result = await repositories.admission.claim(claim)
+    except RecordNotFound as exc:
+        if exc.entity == "api key":  # deleted since it authenticated
+            raise ApiError(401, INVALID_KEY_MESSAGE, code="invalid_api_key") from None
+        raise ApiError(404, SESSION_NOT_FOUND, code="session_not_found") from None
+    if result.outcome == "session_in_use":
+        raise ApiError(409, SESSION_IN_USE, code="session_in_use")
+    if result.outcome == "limit_reached":
+        raise limit_reached([limit])
+    assert result.session_id is not None
+    return Admission(
+        key=key, session_id=result.session_id, config=config, expires_at=expires_at, instance=instance
+    )

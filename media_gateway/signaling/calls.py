@@ -180,8 +180,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
     if len(calls) >= settings.webrtc_max_calls:
         # Checked again after admission's awaits: concurrent offers may have filled the last places.
         # From here to reserve() there is no await, so the check and the reservation are one step.
-        admission.release()
-        await app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
+        await admission.release()
         raise ApiError(
             429, "This gateway is at its WebRTC call capacity; try again later.", code="too_many_calls"
         )
@@ -200,8 +199,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         shutting_down = call.closed or calls.closing
         await call.close("answer_failed", "failed")
         calls.remove(call)
-        admission.release()
-        await app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
+        await admission.release()
         if isinstance(exc, ApiError):
             raise
         if isinstance(exc, OfferError):  # the client's offer: the only 400 this step can give
@@ -259,14 +257,12 @@ def _finalizer(
     async def finalize(call: WebRtcCall) -> None:
         # Record the outcome before the call leaves the registries, so whoever sees it gone also sees
         # its final status.
-        repositories = app[REPOSITORIES]
         try:
-            await repositories.calls.set_status(call.id, call.status)
-            await repositories.sessions.set_status(admission.session_id, "closed")
+            await app[REPOSITORIES].calls.set_status(call.id, call.status)
         finally:
+            await admission.release()  # records the session closed
             app[SESSIONS].remove(session)
             app[CALLS].remove(call)
-            admission.release()
         log.info("webrtc.call_closed", call_id=call.id, reason=call.close_reason, status=call.status)
 
     return finalize

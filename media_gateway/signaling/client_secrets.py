@@ -9,6 +9,7 @@ no row behind.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +18,9 @@ from aiohttp import web
 from media_gateway.app_keys import POLICY, REPOSITORIES, SETTINGS
 from media_gateway.credentials import generate_client_secret, hash_credential, looks_like_client_secret
 from media_gateway.observability.logging import bind_context, get_logger
-from media_gateway.persistence.repositories import ApiKeyRecord
-from media_gateway.policy.engine import Decision, DecisionPoint, PolicyUnavailable
+from media_gateway.persistence.errors import RecordNotFound
+from media_gateway.persistence.repositories import ApiKeyRecord, NewSession, SecretMint
+from media_gateway.policy.engine import Decision, DecisionPoint, Limit, PolicyUnavailable
 from media_gateway.realtime.session_config import (
     SessionConfig,
     SessionConfigError,
@@ -26,6 +28,7 @@ from media_gateway.realtime.session_config import (
     session_object,
 )
 from media_gateway.signaling.auth import (
+    INVALID_KEY_MESSAGE,
     authenticate_api_key,
     authenticate_api_key_value,
     authenticate_client_secret_value,
@@ -71,15 +74,33 @@ async def decide(request: web.Request, point: DecisionPoint, policy_input: dict[
     raise ApiError(403, f"Request denied by policy: {reasons}.", code="policy_denied")
 
 
+def limit_reached(limits: Sequence[Limit]) -> ApiError:
+    """The 429 for limits the gateway found reached when enforcing them (after an allowing decision:
+    other requests took the last slots meanwhile), in the words of the policy's reasons."""
+    reasons = "; ".join(sorted(limit.reason for limit in limits))
+    retry_after = max(1, math.ceil(max(limit.retry_after_seconds for limit in limits)))
+    return ApiError(
+        429,
+        f"Rate limit reached: {reasons}.",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 async def _mint(
     request: web.Request, key: ApiKeyRecord, config: SessionConfig, ttl_seconds: int
 ) -> tuple[str, datetime, str]:
-    """Decide, then persist the session and the secret. Returns (secret value, expiry, session id)."""
+    """Decide, then persist the session and the secret. Returns (secret value, expiry, session id).
+
+    The decision sees the usage counted here; the write re-counts under the key's lock and enforces the
+    decision's `concurrent_sessions` and `mints_per_minute` limits, so they hold across gateway processes.
+    """
     repositories = request.app[REPOSITORIES]
     now = datetime.now(UTC)
+    window_start = now - MINT_WINDOW
     usage = {
-        "mints_last_minute": await repositories.client_secrets.count_created_since(key.id, now - MINT_WINDOW),
-        "concurrent_sessions": await repositories.sessions.count_active(key.id),
+        "mints_last_minute": await repositories.client_secrets.count_created_since(key.id, window_start),
+        "concurrent_sessions": await repositories.sessions.count_live(key.id),
     }
     policy_input = {
         "key": key_summary(key),
@@ -90,19 +111,24 @@ async def _mint(
 
     value = generate_client_secret()
     expires_at = (now + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
-    session = await repositories.sessions.create(
+    mint = SecretMint(
         api_key_id=key.id,
-        type=config.type,
-        model=config.model,
-        config=config.to_dict(),
-    )
-    secret = await repositories.client_secrets.create(
+        session=NewSession(type=config.type, model=config.model, config=config.to_dict()),
         secret_hash=hash_credential(value),
-        api_key_id=key.id,
-        session_id=session.id,
-        session_config=config.to_dict(),
         expires_at=expires_at,
+        window_start=window_start,
+        max_mints=decision.limits["mints_per_minute"].max,
+        max_live_sessions=decision.limits["concurrent_sessions"].max,
     )
+    try:
+        result = await repositories.admission.mint(mint)
+    except RecordNotFound:  # the key was deleted since it authenticated
+        raise ApiError(401, INVALID_KEY_MESSAGE, code="invalid_api_key") from None
+    if result.exceeded:
+        raise limit_reached([decision.limits[name] for name in result.exceeded])
+    session, secret = result.session, result.secret
+    assert session is not None
+    assert secret is not None
     bind_context(session_id=session.id)
     log.info(
         "client_secret.minted",

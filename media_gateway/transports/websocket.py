@@ -153,7 +153,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
     except BaseException:
-        admission.release()
+        await admission.release()
         raise
     request.app[LIVE_CONNECTIONS].add(ws)
     output = WebSocketOutput(ws, request.transport)
@@ -178,13 +178,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         await output.stop()
         if not ws.closed:
             await ws.close()
-        admission.release()
-        with contextlib.suppress(Exception):
-            # Shielded: a cancelled handler must still record the session closed, or it keeps counting
-            # against its key's concurrent-session limit.
-            await asyncio.shield(
-                request.app[REPOSITORIES].sessions.set_status(admission.session_id, "closed")
-            )
+        await admission.release()  # records the session closed, shielded from cancellation
         log.info("realtime.disconnected", transport="websocket", close_code=ws.close_code)
     return ws
 

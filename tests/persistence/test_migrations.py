@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, MetaData, String, inspect
+from sqlalchemy import Column, MetaData, String, inspect, text
 from sqlalchemy.engine import Connection
 
 from media_gateway.persistence.database import Database
@@ -26,13 +27,21 @@ from media_gateway.persistence.migrate import (
     downgrade,
     head_revision,
     require_migrated,
+    upgrade,
     upgrade_to_head,
 )
 from media_gateway.persistence.models import Base
 from media_gateway.persistence.repositories import Repositories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-APP_TABLES = {"api_keys", "client_secrets", "realtime_sessions", "calls", "conversation_items"}
+APP_TABLES = {
+    "api_keys",
+    "client_secrets",
+    "realtime_sessions",
+    "calls",
+    "conversation_items",
+    "gateway_instances",
+}
 
 
 async def table_names(db: Database) -> set[str]:
@@ -55,13 +64,13 @@ async def drift(db: Database, metadata: MetaData) -> list[object]:
 
 
 def test_head_revision() -> None:
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
 
 
 async def test_require_migrated_then_upgrade(database: Database) -> None:
     assert await current_revision(database) is None
     with pytest.raises(
-        DatabaseNotMigrated, match=r"is at revision base .* expects 0001; run `media-gateway migrate`"
+        DatabaseNotMigrated, match=r"is at revision base .* expects 0002; run `media-gateway migrate`"
     ):
         await require_migrated(database)
     await upgrade_to_head(database)
@@ -93,6 +102,54 @@ async def test_downgrade_to_base_and_back(migrated_database: Database) -> None:
     await require_migrated(migrated_database)
     assert await repos.api_keys.list() == []
     await repos.api_keys.create("k", [], "h", "p")
+
+
+async def test_0002_keeps_data_and_lets_minted_sessions_expire_with_their_secret(database: Database) -> None:
+    """Upgrade a 0001 database holding a hydrated session and a session left active: the hydrated one
+    gets its secret's expiry, neither counts as live afterwards (the secret has expired, and the active
+    one has no live instance), and the step down to 0001 keeps the rows."""
+    await upgrade(database, "0001")
+    expired = datetime.now(UTC) - timedelta(seconds=5)
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, created_at) "
+                "VALUES ('key_1', 'k', 'sk_1', 'h', '[]', :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+        for session_id, status in (("sess_h", "hydrated"), ("sess_a", "active")):
+            await conn.execute(
+                text(
+                    "INSERT INTO realtime_sessions (id, api_key_id, type, model, config, status, created_at, "
+                    "updated_at) VALUES (:id, 'key_1', 'realtime', 'm', '{}', :status, :now, :now)"
+                ),
+                {"id": session_id, "status": status, "now": datetime.now(UTC)},
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO client_secrets (id, secret_hash, api_key_id, session_id, session_config, "
+                "created_at, expires_at, use_count) VALUES ('cs_1', 'sh', 'key_1', 'sess_h', '{}', :now, "
+                ":expires, 0)"
+            ),
+            {
+                "now": datetime.now(UTC),
+                "expires": expired.replace(tzinfo=None) if database.dialect == "sqlite" else expired,
+            },
+        )
+    await upgrade_to_head(database)
+    repos = Repositories.from_database(database)
+    hydrated = await repos.sessions.get("sess_h")
+    assert hydrated is not None
+    assert hydrated.expires_at is not None
+    assert abs((hydrated.expires_at - expired).total_seconds()) < 1
+    assert (await repos.sessions.get("sess_a")) is not None
+    assert await repos.sessions.count_live("key_1") == 0
+    await downgrade(database, "0001")
+    async with database.engine.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM realtime_sessions"))
+    assert count == 2
+    assert "gateway_instances" not in await table_names(database)
 
 
 async def test_models_and_migrations_do_not_drift(migrated_database: Database) -> None:
@@ -163,8 +220,8 @@ def test_offline_sql(url: str, expected: list[str]) -> None:
 def test_versions_package_init_is_ignored_by_alembic() -> None:
     assert (MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
     script = ScriptDirectory.from_config(alembic_config(""))
-    assert [r.revision for r in script.walk_revisions()] == ["0001"]
-    assert script.get_heads() == ["0001"]
+    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == ["0002"]
 
 
 def test_migration_scripts_are_packaged() -> None:
@@ -183,7 +240,10 @@ def test_migration_scripts_are_packaged() -> None:
             f"{directory} is not a package: setuptools would skip it"
         )
     assert (MIGRATIONS_DIR / "env.py").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py")) == [
+        "0001_initial.py",
+        "0002_live_sessions.py",
+    ]
     data = {
         p for pattern in setuptools_cfg["package-data"]["media_gateway"] for p in package_root.glob(pattern)
     }

@@ -15,7 +15,13 @@ from media_gateway.persistence.errors import (
     RecordNotFound,
     ReferencedRecordNotFound,
 )
-from media_gateway.persistence.repositories import ApiKeyRecord, Repositories
+from media_gateway.persistence.repositories import (
+    POSITION_GAP,
+    ApiKeyRecord,
+    NewSession,
+    Repositories,
+    SessionClaim,
+)
 
 
 @pytest.fixture
@@ -234,18 +240,29 @@ async def test_session_status_timestamps(repos: Repositories) -> None:
     assert direct.hydrated_at is not None
 
 
-async def test_session_count_active(repos: Repositories) -> None:
+async def test_session_count_live(repos: Repositories) -> None:
+    """Live: active on a live instance, or hydrated before the session's expiry. Nothing else counts."""
     a = await make_key(repos, 1)
     b = await make_key(repos, 2)
-    statuses = ["created", "hydrated", "active", "active", "closed"]
-    for status in statuses:
-        s = await repos.sessions.create(a.id, "realtime", "m", {})
-        if status != "created":
-            await repos.sessions.set_status(s.id, status)  # type: ignore[arg-type]
-    await repos.sessions.create(b.id, "realtime", "m", {}, status="active")
-    assert await repos.sessions.count_active(a.id) == 3
-    assert await repos.sessions.count_active(b.id) == 1
-    assert await repos.sessions.count_active("key_none") == 0
+    await repos.instances.register("gw-live", boot_id="b1", hostname="h", pid=1, ttl_seconds=30)
+    for status in ("created", "closed"):
+        await repos.sessions.create(a.id, "realtime", "m", {}, status=status)  # type: ignore[arg-type]
+    await repos.sessions.create(a.id, "realtime", "m", {}, status="hydrated", expires_at=soon())
+    await repos.sessions.create(a.id, "realtime", "m", {}, status="hydrated", expires_at=soon(-1))
+    for _ in range(2):
+        claim = SessionClaim(
+            api_key_id=a.id,
+            instance_id="gw-live",
+            max_live_sessions=10,
+            new_session=NewSession("realtime", "m", {}),
+        )
+        assert (await repos.admission.claim(claim)).outcome == "claimed"
+    # Active on an instance that never registered (or whose row is gone): not live.
+    await repos.sessions.create(a.id, "realtime", "m", {}, status="active")
+    await repos.sessions.create(b.id, "realtime", "m", {}, status="hydrated", expires_at=soon())
+    assert await repos.sessions.count_live(a.id) == 3
+    assert await repos.sessions.count_live(b.id) == 1
+    assert await repos.sessions.count_live("key_none") == 0
 
 
 # ------------------------------------------------------------------------------------------------- calls
@@ -287,17 +304,17 @@ async def test_items_append_list_update_delete(repos: Repositories) -> None:
     s = await repos.sessions.create(None, "realtime", "m", {})
     content = [{"type": "input_text", "text": "hello"}]
     first = await repos.items.append(s.id, "item_a", "message", "user", "completed", content)
-    assert first.position == 0
+    assert first.position == POSITION_GAP
     assert first.previous_item_id is None
     assert first.content == content
     second = await repos.items.append(s.id, None, "function_call", None, "in_progress", {"name": "f"})
     assert second.id.startswith("item_")
-    assert second.position == 1
+    assert second.position == 2 * POSITION_GAP
     assert second.previous_item_id == "item_a"
     third = await repos.items.append(
         s.id, "item_c", "function_call_output", None, "completed", {"out": 1}, previous_item_id="item_a"
     )
-    assert third.position == 2
+    assert third.position == 3 * POSITION_GAP
     assert third.previous_item_id == "item_a"
     assert [i.id for i in await repos.items.list_for_session(s.id)] == ["item_a", second.id, "item_c"]
     assert await repos.items.list_for_session("sess_other") == []
@@ -310,7 +327,7 @@ async def test_items_append_list_update_delete(repos: Repositories) -> None:
     assert updated.status == "completed"
     assert updated.content == {"name": "f", "arguments": "{}"}
     assert updated.updated_at >= second.updated_at
-    assert updated.position == 1
+    assert updated.position == 2 * POSITION_GAP
     only_status = await repos.items.update(second.id, status="incomplete")
     assert only_status.content == {"name": "f", "arguments": "{}"}
     with pytest.raises(RecordNotFound):
@@ -320,11 +337,13 @@ async def test_items_append_list_update_delete(repos: Repositories) -> None:
 
     deleted = await repos.items.delete(second.id)
     assert deleted.id == second.id
-    assert [i.position for i in await repos.items.list_for_session(s.id)] == [0, 2]
+    remaining = await repos.items.list_for_session(s.id)
+    assert [i.position for i in remaining] == [POSITION_GAP, 3 * POSITION_GAP]
+    assert remaining[1].previous_item_id == "item_a"  # relinked past the deleted item
     with pytest.raises(RecordNotFound):
         await repos.items.delete(second.id)
     after = await repos.items.append(s.id, None, "message", "assistant", "completed", [])
-    assert after.position == 3
+    assert after.position == 4 * POSITION_GAP
     assert after.previous_item_id == "item_c"
 
 
@@ -346,7 +365,7 @@ async def test_items_positions_are_per_session(repos: Repositories) -> None:
     for _ in range(2):
         await repos.items.append(a.id, None, "message", "user", "completed", [])
     item_b = await repos.items.append(b.id, None, "message", "user", "completed", [])
-    assert item_b.position == 0
+    assert item_b.position == POSITION_GAP
     assert item_b.previous_item_id is None
 
 
@@ -358,13 +377,16 @@ async def test_items_concurrent_appends(repos: Repositories) -> None:
         *(repos.items.append(other.id, None, "message", "user", "completed", []) for _ in range(5)),
     )
     mine = [r for r in results if r.session_id == s.id]
-    assert sorted(r.position for r in mine) == list(range(10))
+    gapped = [POSITION_GAP * n for n in range(1, 11)]
+    assert sorted(r.position for r in mine) == gapped
     listed = await repos.items.list_for_session(s.id)
-    assert [i.position for i in listed] == list(range(10))
+    assert [i.position for i in listed] == gapped
     assert {i.id for i in listed} == {f"item_{i}" for i in range(10)}
     # previous_item_id forms a chain in position order.
     assert [i.previous_item_id for i in listed] == [None, *(i.id for i in listed[:-1])]
-    assert [i.position for i in await repos.items.list_for_session(other.id)] == list(range(5))
+    assert [i.position for i in await repos.items.list_for_session(other.id)] == [
+        POSITION_GAP * n for n in range(1, 6)
+    ]
 
 
 async def test_session_type_hints_roundtrip(repos: Repositories) -> None:

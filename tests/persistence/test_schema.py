@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from media_gateway.persistence.database import Database
 from media_gateway.persistence.migrate import upgrade_to_head
 from media_gateway.persistence.models import ApiKey, ConversationItem, RealtimeSession, new_id
-from media_gateway.persistence.repositories import Repositories
+from media_gateway.persistence.repositories import POSITION_GAP, Repositories
 
 
 def test_new_id_format() -> None:
@@ -158,7 +158,7 @@ async def test_items_survive_restart(database_url: str) -> None:
         assert got is not None
         assert got.config == {"voice": "alloy"}
         nxt = await repos.items.append(sess.id, None, "message", "assistant", "in_progress", [])
-        assert nxt.position == 3
+        assert nxt.position == 4 * POSITION_GAP
         assert nxt.previous_item_id == "item_2"
     finally:
         await reopened.dispose()

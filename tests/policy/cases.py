@@ -140,6 +140,57 @@ class Case:
     def allow(self) -> bool:
         return not self.reasons
 
+    @property
+    def limits(self) -> dict[str, dict[str, Any]]:
+        """The counted limits the decision must carry: those of the case's scope, for mint and connect."""
+        scope = CASE_SCOPES.get(self.id, "realtime")
+        if self.point == "session_update" or scope is None:
+            return {}
+        concurrent_max, mints_max = SCOPE_LIMITS[scope]
+        limits = {
+            "concurrent_sessions": {
+                "max": concurrent_max,
+                "retry_after_seconds": 5.0,
+                "reason": concurrent(concurrent_max, scope),
+            }
+        }
+        if self.point == "mint":
+            limits["mints_per_minute"] = {
+                "max": mints_max,
+                "retry_after_seconds": 60.0,
+                "reason": mint_rate(mints_max, scope),
+            }
+        return limits
+
+
+#: (concurrent_sessions, mints_per_minute) of each scope in the shipped data document.
+SCOPE_LIMITS = {"admin": (100, 600), "realtime": (10, 60), "restricted": (2, 10)}
+
+#: The scope whose limits a case's decision carries, where it is not `realtime`; None where the key has no
+#: known scope (then there are no limits).
+CASE_SCOPES: dict[str, str | None] = {
+    "mint-allowed-restricted": "restricted",
+    "mint-allowed-minimal-session": "admin",
+    "mint-allowed-most-privileged-scope-wins": "admin",
+    "mint-model-not-in-restricted-scope": "restricted",
+    "mint-both-rate-limits": "restricted",
+    "mint-ttl-over-scope-max": "restricted",
+    "mint-unknown-scope": None,
+    "mint-no-scopes": None,
+    "mint-scopes-wrong-type": None,
+    "mint-missing-key": None,
+    "mint-key-is-a-string": None,
+    "mint-output-tokens-over-restricted-limit": "restricted",
+    "mint-output-tokens-inf-on-restricted": "restricted",
+    "mint-instructions-too-long": "restricted",
+    "mint-many-problems": "restricted",
+    "mint-empty-input": None,
+    "connect-allowed-secret-webrtc-restricted": "restricted",
+    "connect-direct-key-restricted": "restricted",
+    "connect-admin-key-limits": "admin",
+    "connect-empty-input": None,
+}
+
 
 CASES: list[Case] = [
     # mint ---------------------------------------------------------------------------------------------
@@ -479,5 +530,7 @@ CASES: list[Case] = [
     ),
     Case("connect-missing-usage", "connect", connect(usage=DROP), [USAGE_CONCURRENT]),
     Case("connect-revoked-key", "connect", connect(key_doc=key(revoked=True)), [REVOKED]),
+    Case("connect-allowed-one-below-the-limit", "connect", connect(usage={"concurrent_sessions": 9})),
+    Case("connect-admin-key-limits", "connect", connect(key_doc=key(["admin"]), secret=None)),
     Case("connect-empty-input", "connect", {}, [NO_KEY, TRANSPORTS, USAGE_CONCURRENT]),
 ]

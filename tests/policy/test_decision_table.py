@@ -5,13 +5,14 @@ The in-process engine runs with both regorus evaluators (interpreter, the defaul
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from media_gateway.policy import DECISION_POINTS, PolicyEngine, create_policy_engine
+from media_gateway.policy import DECISION_POINTS, Decision, PolicyEngine, create_policy_engine
 from media_gateway.policy.inprocess import InProcessPolicyEngine
 from tests.fixtures.opa import OpaServer
 from tests.policy.cases import CASES, Case
@@ -54,6 +55,25 @@ def test_table_is_large_and_covers_every_point() -> None:
     assert any(case.retry_after_seconds is not None for case in CASES)
 
 
+def view(decision: Decision) -> tuple[object, ...]:
+    limits = {name: dataclasses.asdict(limit) for name, limit in decision.limits.items()}
+    return (decision.allow, decision.reasons, decision.retry_after_seconds, limits)
+
+
+def test_every_scope_carries_limits_in_the_table() -> None:
+    """Guard against a vacuous limits check: allowed mints and connects of every scope carry limits."""
+    carried = {(case.point, case.limits["concurrent_sessions"]["max"]) for case in CASES if case.limits}
+    assert {
+        ("mint", 2),
+        ("mint", 10),
+        ("mint", 100),
+        ("connect", 2),
+        ("connect", 10),
+        ("connect", 100),
+    } <= carried
+    assert any(case.allow and case.point == "mint" and "mints_per_minute" in case.limits for case in CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 async def test_both_engines_decide_as_expected(
     case: Case, opa_engine: PolicyEngine, inprocess_engine: PolicyEngine, rvm_engine: PolicyEngine
@@ -62,10 +82,10 @@ async def test_both_engines_decide_as_expected(
     in_process = await inprocess_engine.decide(case.point, case.input)
     by_rvm = await rvm_engine.decide(case.point, case.input)
 
-    expected = (case.allow, tuple(sorted(case.reasons)), case.retry_after_seconds)
-    assert (by_opa.allow, by_opa.reasons, by_opa.retry_after_seconds) == expected, "OPA server"
-    assert (in_process.allow, in_process.reasons, in_process.retry_after_seconds) == expected, "in-process"
-    assert (by_rvm.allow, by_rvm.reasons, by_rvm.retry_after_seconds) == expected, "in-process (rvm)"
+    expected = (case.allow, tuple(sorted(case.reasons)), case.retry_after_seconds, case.limits)
+    assert view(by_opa) == expected, "OPA server"
+    assert view(in_process) == expected, "in-process"
+    assert view(by_rvm) == expected, "in-process (rvm)"
 
     for decision in (by_opa, in_process, by_rvm):
         assert decision.point == case.point

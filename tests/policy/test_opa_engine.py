@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from media_gateway.policy import PolicyUnavailable, create_policy_engine
+from media_gateway.policy import Limit, PolicyUnavailable, create_policy_engine
 from media_gateway.policy.opa import OpaPolicyEngine
 from tests.fixtures.opa import OpaServerFactory
 from tests.fixtures.opa import _free_port as free_port
@@ -127,6 +127,28 @@ async def test_real_opa_decision_ids_come_from_opa_and_the_connection_is_reused(
     assert len(clients) == 1, f"expected one keep-alive connection, saw {sorted(clients)}"
 
 
+LIMIT = {"max": 10, "retry_after_seconds": 5, "reason": "rate_limited: at the limit"}
+
+
+def allowed_with(**limits: Any) -> dict[str, Any]:
+    """An allowing mint result with `limits`, the mint rate limit filled in when not given."""
+    return {
+        "result": {"allow": True, "reasons": [], "limits": {"mints_per_minute": LIMIT, **limits}},
+    }
+
+
+async def test_limits_are_parsed_into_typed_values() -> None:
+    engine = _engine_answering(200, allowed_with(concurrent_sessions={**LIMIT, "max": 10.0}))
+    try:
+        decision = await engine.decide("mint", ALLOWED.input)
+    finally:
+        await engine._client.aclose()
+    assert decision.allow
+    assert decision.limits["concurrent_sessions"] == Limit(10, 5.0, "rate_limited: at the limit")
+    assert isinstance(decision.limits["concurrent_sessions"].max, int)
+    assert set(decision.limits) == {"concurrent_sessions", "mints_per_minute"}
+
+
 def _engine_answering(status: int, body: Any, seen: list[httpx.Request] | None = None) -> OpaPolicyEngine:
     def respond(request: httpx.Request) -> httpx.Response:
         if seen is not None:
@@ -161,8 +183,24 @@ def _engine_answering(status: int, body: Any, seen: list[httpx.Request] | None =
         (200, {"result": {"allow": False, "reasons": ["x"], "retry_after_seconds": "soon"}}),
         (200, {"result": {"allow": False, "reasons": ["x"], "retry_after_seconds": -1}}),
         (200, {"result": {"allow": False, "reasons": ["x"], "retry_after_seconds": True}}),
+        # An allowing mint must carry both limits the gateway enforces, each well-formed.
+        (200, {"result": {"allow": True, "reasons": []}}),
+        (200, {"result": {"allow": True, "reasons": [], "limits": {"concurrent_sessions": LIMIT}}}),
+        (200, {"result": {"allow": True, "reasons": [], "limits": [LIMIT, LIMIT]}}),
+        (200, {"result": {"allow": False, "reasons": ["x"], "limits": "none"}}),
+        (200, allowed_with(concurrent_session=LIMIT)),
+        (200, allowed_with(concurrent_sessions={"max": 10, "retry_after_seconds": 5})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "window": 60})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "max": -1})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "max": 2.5})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "max": True})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "max": "10"})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "retry_after_seconds": -5})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "retry_after_seconds": None})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "reason": ""})),
+        (200, allowed_with(concurrent_sessions={**LIMIT, "reason": 7})),
     ],
-    ids=lambda value: str(value)[:40],
+    ids=lambda value: str(value)[:60],
 )
 async def test_anything_but_a_well_formed_result_fails_closed(status: int, body: Any) -> None:
     engine = _engine_answering(status, body)

@@ -188,7 +188,7 @@ async def test_concurrent_sessions_per_key_are_limited_by_policy(gateway: Gatewa
             assert_openai_error(await response.json(), code="rate_limit_exceeded")
     # Closing one frees a slot.
     for _ in range(50):
-        if await gateway.repositories.sessions.count_active((await gateway.key_record(key)).id) < 10:
+        if await gateway.repositories.sessions.count_live((await gateway.key_record(key)).id) < 10:
             break
         await asyncio.sleep(0.05)
     async with connect(gateway.base_url, key) as client:

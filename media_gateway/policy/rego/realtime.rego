@@ -2,10 +2,15 @@
 # title: ovos-media-gateway realtime access policy
 # description: |
 #   Decision points `mint`, `session_update` and `connect`. Each is an object
-#   {"allow": bool, "reasons": [string], "retry_after_seconds": number | null}
+#   {"allow": bool, "reasons": [string], "retry_after_seconds": number | null, "limits": object}
 #   and is always defined (a default denies). `reasons` is sorted and empty when allowed.
 #   A reason starting with "rate_limited:" is a rate limit; `retry_after_seconds` is set only when
 #   every reason is a rate limit (the HTTP layer answers 429 + Retry-After, otherwise 403).
+#   `limits` holds the counted limits of the key's scope that apply to the request, each
+#   {"max": int, "retry_after_seconds": number, "reason": string}: the decision uses the usage the
+#   gateway counted before asking, and the gateway enforces `max` again atomically with its write
+#   (other gateway processes may take slots meanwhile), refusing with `reason` (429) at the limit.
+#   mint: concurrent_sessions and mints_per_minute; connect: concurrent_sessions; session_update: none.
 #   Configuration: data.ovos_gateway.config (data.json next to this file).
 #   Input documents: media_gateway/policy/inputs.py.
 #   OPA REST: POST /v1/data/ovos_gateway/realtime/<point> {"input": ...}
@@ -34,31 +39,38 @@ default mint := {
 	"allow": false,
 	"reasons": ["policy error: the mint decision could not be evaluated"],
 	"retry_after_seconds": null,
+	"limits": {},
 }
 
-mint := decision(mint_reasons, mint_retry_hints)
+mint := decision(mint_reasons, mint_retry_hints, limit_docs(mint_limits))
 
 default session_update := {
 	"allow": false,
 	"reasons": ["policy error: the session_update decision could not be evaluated"],
 	"retry_after_seconds": null,
+	"limits": {},
 }
 
-session_update := decision(session_update_reasons, set())
+session_update := decision(session_update_reasons, set(), {})
 
 default connect := {
 	"allow": false,
 	"reasons": ["policy error: the connect decision could not be evaluated"],
 	"retry_after_seconds": null,
+	"limits": {},
 }
 
-connect := decision(connect_reasons, connect_retry_hints)
+connect := decision(connect_reasons, connect_retry_hints, limit_docs(connect_limits))
 
-decision(reasons, hints) := {
+decision(reasons, hints, enforced) := {
 	"allow": count(reasons) == 0,
 	"reasons": sort([r | some r in reasons]),
 	"retry_after_seconds": retry_after(reasons, hints),
+	"limits": enforced,
 }
+
+# A set of [name, limit] pairs as the `limits` object (a limit the scope does not define is absent).
+limit_docs(pairs) := {name: doc | some [name, doc] in pairs}
 
 # True when the decision denies for rate limits only (a retry later can succeed).
 only_rate_limited(reasons) if {
@@ -346,13 +358,12 @@ below_limit(value, limit) if {
 	value < limit
 }
 
-mint_reasons contains msg if {
-	mint_rate_exceeded
-	msg := sprintf(
-		"%s mint limit of %v per minute reached for this API key (scope '%s')",
-		[rate_limited_prefix, object.get(limits, "mints_per_minute", null), scope],
-	)
-}
+mint_reasons contains mint_rate_reason if mint_rate_exceeded
+
+mint_rate_reason := sprintf(
+	"%s mint limit of %v per minute reached for this API key (scope '%s')",
+	[rate_limited_prefix, object.get(limits, "mints_per_minute", null), scope],
+)
 
 mint_reasons contains concurrent_sessions_reason if concurrent_sessions_exceeded
 
@@ -392,6 +403,24 @@ concurrent_sessions_reason := sprintf(
 	"%s concurrent session limit of %v reached for this API key (scope '%s')",
 	[rate_limited_prefix, object.get(limits, "concurrent_sessions", null), scope],
 )
+
+# The counted limits the gateway enforces (see the METADATA description). Defined only when the scope
+# sets the limit to a non-negative integer and its retry hint is a number.
+counted_limit(name, hint, reason) := {
+	"max": n,
+	"retry_after_seconds": retry_hint(hint),
+	"reason": reason,
+} if {
+	scope_known
+	n := object.get(limits, name, null)
+	is_non_negative_int(n)
+}
+
+mint_limits contains ["concurrent_sessions", counted_limit("concurrent_sessions", "concurrent_sessions", concurrent_sessions_reason)]
+
+mint_limits contains ["mints_per_minute", counted_limit("mints_per_minute", "mint_rate", mint_rate_reason)]
+
+connect_limits contains ["concurrent_sessions", counted_limit("concurrent_sessions", "concurrent_sessions", concurrent_sessions_reason)]
 
 # ---------------------------------------------------------------------------------------------------
 # session_update: a client's session.update on a live session

@@ -21,8 +21,64 @@ mint_input := {
 	"usage": {"mints_last_minute": 0, "concurrent_sessions": 0},
 }
 
-test_mint_allowed if {
-	realtime.mint == {"allow": true, "reasons": [], "retry_after_seconds": null} with input as mint_input
+concurrent_limit := {
+	"max": 10,
+	"retry_after_seconds": 5,
+	"reason": "rate_limited: concurrent session limit of 10 reached for this API key (scope 'realtime')",
+}
+
+mint_rate_limit := {
+	"max": 60,
+	"retry_after_seconds": 60,
+	"reason": "rate_limited: mint limit of 60 per minute reached for this API key (scope 'realtime')",
+}
+
+test_mint_allowed_with_the_limits_to_enforce if {
+	realtime.mint == {
+		"allow": true,
+		"reasons": [],
+		"retry_after_seconds": null,
+		"limits": {"concurrent_sessions": concurrent_limit, "mints_per_minute": mint_rate_limit},
+	} with input as mint_input
+}
+
+test_connect_allowed_with_the_concurrent_session_limit if {
+	d := realtime.connect with input as {"key": key, "secret": null, "transport": "websocket", "usage": {"concurrent_sessions": 0}}
+	d.allow == true
+	d.limits == {"concurrent_sessions": concurrent_limit}
+}
+
+test_limits_follow_the_most_privileged_scope if {
+	d := realtime.connect with input as {
+		"key": object.union(key, {"scopes": ["restricted", "admin"]}),
+		"secret": null,
+		"transport": "websocket",
+		"usage": {"concurrent_sessions": 0},
+	}
+	d.limits.concurrent_sessions.max == 100
+}
+
+test_no_limits_without_a_known_scope if {
+	d := realtime.connect with input as {
+		"key": object.union(key, {"scopes": ["billing"]}),
+		"secret": null,
+		"transport": "websocket",
+		"usage": {"concurrent_sessions": 0},
+	}
+	d.allow == false
+	d.limits == {}
+}
+
+test_a_limit_the_data_leaves_out_is_absent if {
+	d := realtime.mint with input as mint_input
+		with data.ovos_gateway.config.scopes.realtime.mints_per_minute as "many"
+	d.allow == false
+	d.limits == {"concurrent_sessions": concurrent_limit}
+}
+
+test_session_update_has_no_limits if {
+	d := realtime.session_update with input as {}
+	d.limits == {}
 }
 
 test_mint_wrong_model_denied if {
