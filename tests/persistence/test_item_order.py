@@ -86,13 +86,17 @@ async def test_items_placed_with_previous_item_id_read_back_in_the_live_order(re
     assert await stored_ids(repos, session.id) == live
 
 
-async def test_append_alone_loses_the_live_order(repos: Repositories) -> None:
-    """The defect: appending every item, whatever its previous_item_id, stores another order."""
+async def test_the_conversation_stores_placed_items_in_its_live_order(repos: Repositories) -> None:
+    """The engine's conversation (which once appended every item, whatever its previous_item_id) and the
+    database agree on the order, and a conversation loaded back has it too."""
     session = await repos.sessions.create(None, "realtime", "m", {})
     conversation = Conversation(session.id, repos.items)
     await drive(conversation)
-    stored = [item.id for item in await repos.items.list_for_session(session.id)]
-    assert stored != [item["id"] for item in conversation.items]
+    live = [item["id"] for item in conversation.items]
+    assert [item.id for item in await repos.items.list_for_session(session.id)] == live
+    reloaded = Conversation(session.id, repos.items)
+    await reloaded.load()
+    assert [item["id"] for item in reloaded.items] == live
 
 
 async def test_many_inserts_into_one_gap_renumber_and_keep_the_order(repos: Repositories) -> None:

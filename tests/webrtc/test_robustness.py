@@ -102,4 +102,4 @@ async def test_shutdown_during_an_answer_registers_nothing(gateway_factory: Gate
     await asyncio.sleep(0.5)  # anything that leaked would be registered by now
     assert len(gateway.app[CALLS]) == 0
     assert len(gateway.app[SESSIONS]) == 0
-    assert await gateway.repositories.sessions.count_active(key_id) == 0
+    assert await gateway.repositories.sessions.count_live(key_id) == 0
