@@ -140,7 +140,7 @@ def serve(port: int, database_url: str) -> None:
     stats["answer"], stats["aiortc_answer"] = [], []
     histogram = app[METRICS].webrtc.answer_seconds
     observe = histogram.observe
-    histogram.observe = lambda value, exemplar=None: (stats["answer"].append(value), observe(value))[1]  # type: ignore[method-assign]
+    histogram.observe = lambda amount, exemplar=None: (stats["answer"].append(amount), observe(amount))[1]  # type: ignore[method-assign]
     original_answer = WebRtcCall.answer
 
     async def timed_answer(self: WebRtcCall, offer: Any, gather_timeout: float) -> str:
@@ -171,6 +171,7 @@ def serve(port: int, database_url: str) -> None:
                         frame = await track.recv()
                     except MediaStreamError:
                         return
+                    assert isinstance(frame, AudioFrame)  # an audio track's frames
                     resampler.push(frame)
                     if frame.pts is not None:
                         probe([frame.pts])
@@ -257,9 +258,9 @@ def serve(port: int, database_url: str) -> None:
                     task = asyncio.create_task(stream(message.key, event["response_id"]))
                     streams[message.key] = task
                 elif event["type"] in ("response.cancel", "session.close"):
-                    task = streams.pop(message.key, None)
-                    if task is not None:
-                        task.cancel()
+                    running = streams.pop(message.key, None)
+                    if running is not None:
+                        running.cancel()
                     if event["type"] == "response.cancel":
                         payload, headers = event_payload(
                             "response.done", response_id=event["response_id"], status="cancelled"
@@ -499,13 +500,13 @@ async def answer_times(http: aiohttp.ClientSession, base: str, key: str) -> list
 
 
 async def idle_memory(http: aiohttp.ClientSession, base: str, key: str) -> float:
-    before = (await control(http, base, "reset"))["rss_now_kb"]
+    before: int = (await control(http, base, "reset"))["rss_now_kb"]
     peers = [Peer(voiced(1.0), bare=False, idle=True) for _ in range(40)]
     try:
         for start in range(0, 40, 5):
             await asyncio.gather(*(p.connect(http, base, key) for p in peers[start : start + 5]))
         await asyncio.sleep(2.0)
-        after = (await control(http, base, "reset"))["rss_now_kb"]
+        after: int = (await control(http, base, "reset"))["rss_now_kb"]
     finally:
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
     return (after - before) / 40 / 1024
