@@ -1,6 +1,6 @@
 """Concurrent real-time WebSocket sessions: CPU per `input_audio_buffer.append`, capacity, and turn latency.
 
-Run: `.venv/bin/python -m bench.ws_sessions` (4-5 minutes on 2 cores; `--quick`: ~2.3 minutes, a small
+Run: `.venv/bin/python -m bench.ws_sessions` (4-5 minutes on 2 cores; `--quick`: about 2 minutes, a small
 sweep with short windows; `--smoke`: every part below at the smallest sizes, for the test suite, whose
 figures mean nothing).
 
