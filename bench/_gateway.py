@@ -173,7 +173,6 @@ def gateway(
             check=True,
             capture_output=True,
         )
-        values = _create_keys(env, 0, keys)
         log = open(f"{tmp}/gateway.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
             [
@@ -190,6 +189,7 @@ def gateway(
             stderr=subprocess.STDOUT,
         )
         try:
+            values = _create_keys(env, 0, keys)  # while the server starts (on its own core when pinned)
             _wait_ready(f"http://127.0.0.1:{port}/ready", process)
             yield Server(process, port, values, Path(f"{tmp}/stages.json") if instrumented else None, env)
         except BaseException:

@@ -76,7 +76,7 @@ def _timed_async(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 def install() -> None:
     session_module.parse_client_event = _timed("parse", session_module.parse_client_event)  # type: ignore[attr-defined]
-    session_module.base64 = SimpleNamespace(b64decode=_timed("parse", base64.b64decode))  # type: ignore[attr-defined,assignment]
+    session_module.base64 = SimpleNamespace(b64decode=_timed("parse", base64.b64decode))  # type: ignore[attr-defined]
     InputAudioDecoder.decode = _timed("decode", InputAudioDecoder.decode)  # type: ignore[method-assign]
     TurnDetector.process = _timed("vad", TurnDetector.process)  # type: ignore[method-assign]
     InProcessBus.publish = _timed_async("bus", InProcessBus.publish)  # type: ignore[method-assign]

@@ -2,9 +2,10 @@
 one pre-built 20 ms `input_audio_buffer.append` every 20 ms on absolute deadlines, plus an event-loop probe.
 
 Sessions are spread over `SLOTS` phases of the 20 ms period (session i sends in slot i % SLOTS), so the
-server sees a steady stream rather than one burst per period. Every `PROBE_PERIODS` periods each session
-sends `conversation.item.retrieve` for an unknown item with an `event_id`; the round trip to the `error`
-naming that id (or its echo) measures how far behind the server's event loop is.
+server sees a steady stream rather than one burst per period. Every `LoadSpec.probe_periods` periods
+(`PROBE_PERIODS` unless set) each session sends `conversation.item.retrieve` for an unknown item with an
+`event_id`; the round trip to the `error` naming that id (or its echo) measures how far behind the server's
+event loop is.
 
 Protocol with the parent over a Pipe: child sends ("ready", connected, failed); parent sends ("go", t0) with
 t0 on CLOCK_MONOTONIC (shared by all processes); parent sends ("stop",); child answers
@@ -51,6 +52,7 @@ class LoadSpec:
     per_key: int
     loop_frames: int
     greeting: bool = True  # wait for session.created after connecting (not from the echo server)
+    probe_periods: int = PROBE_PERIODS
 
 
 def _probe(session: _Session) -> tuple[str, str]:
@@ -139,7 +141,7 @@ async def _run(spec: LoadSpec, messages: Sequence[str], sent: Synchronized[int],
         for session in group:
             if session.ws.closed:
                 continue
-            if period % PROBE_PERIODS == session.index % PROBE_PERIODS:
+            if period % spec.probe_periods == session.index % spec.probe_periods:
                 event_id, text = _probe(session)
                 session.pending[event_id] = time.monotonic()
                 await session.ws.send_str(text)

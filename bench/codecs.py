@@ -1,11 +1,13 @@
 """CPU cost of the audio conversions, per 20 ms of audio (one `input_audio_buffer.append` or delta).
 
 Run: `.venv/bin/python -m bench.codecs`. Prints medians over several runs, each beside a baseline measured
-in the same run on the same payload (base64 work the transport does anyway), and their ratio.
+in the same run on the same payload (base64 work the transport does anyway), and their ratio. `--smoke` (for
+the test suite): one run of 20 events per path; its figures mean nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import math
 import statistics
@@ -21,6 +23,7 @@ from media_gateway.codecs import FrameResampler, InputAudioDecoder, OutputAudioE
 
 EVENTS = 2_000  # 40 s of audio per run
 RUNS = 7
+SMOKE_EVENTS, SMOKE_RUNS = 20, 1
 
 
 def sine(rate: int, seconds: float, channels: int = 1) -> bytes:
@@ -39,15 +42,15 @@ def g711(codec: str, pcm8k: bytes) -> bytes:
     return b"".join(bytes(p) for p in ctx.encode(frame))
 
 
-def cpu_us_per_event(make: Callable[[], Callable[[int], object]]) -> float:
-    """Median CPU µs per call over RUNS runs of EVENTS calls, each run on fresh state."""
+def cpu_us_per_event(make: Callable[[], Callable[[int], object]], runs: int, events: int) -> float:
+    """Median CPU µs per call over `runs` runs of `events` calls, each run on fresh state."""
     samples = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         step = make()
         start = time.process_time()
-        for i in range(EVENTS):
+        for i in range(events):
             step(i)
-        samples.append((time.process_time() - start) / EVENTS * 1e6)
+        samples.append((time.process_time() - start) / events * 1e6)
     return statistics.median(samples)
 
 
@@ -61,7 +64,13 @@ def b64_baseline(payload: bytes) -> Callable[[], Callable[[int], object]]:
     return make
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"{SMOKE_RUNS} run of {SMOKE_EVENTS} events (test run)"
+    )
+    args = parser.parse_args(argv)
+    runs, events = (SMOKE_RUNS, SMOKE_EVENTS) if args.smoke else (RUNS, EVENTS)
     pcm24 = sine(24000, 0.02)  # 960 B
     ulaw = g711("pcm_mulaw", sine(8000, 0.02))  # 160 B
     alaw = g711("pcm_alaw", sine(8000, 0.02))
@@ -75,7 +84,7 @@ def main() -> None:
         frame.pts, frame.time_base = i * 960, Fraction(1, 48000)
         return frame
 
-    rtc_frames = [rtc_frame(i) for i in range(EVENTS)]
+    rtc_frames = [rtc_frame(i) for i in range(events)]
 
     def input_decoder(fmt: str, payload: bytes) -> Callable[[], Callable[[int], object]]:
         def make() -> Callable[[int], object]:
@@ -109,11 +118,11 @@ def main() -> None:
         ("out 16 kHz -> pcm 24 kHz (+b64)", output_encoder("audio/pcm"), b64_encode_baseline(pcm24)),
         ("out 16 kHz -> pcmu 8 kHz (+b64)", output_encoder("audio/pcmu"), b64_encode_baseline(ulaw)),
     ]
-    print(f"av {av.__version__}; CPU µs per 20 ms event, median of {RUNS} runs x {EVENTS} events")
+    print(f"av {av.__version__}; CPU µs per 20 ms event, median of {runs} runs x {events} events")
     print(f"{'path':40} {'codec µs':>9} {'baseline µs':>12} {'ratio':>7}")
     for name, codec, baseline in cases:
-        codec_us = cpu_us_per_event(codec)
-        base_us = cpu_us_per_event(baseline)
+        codec_us = cpu_us_per_event(codec, runs, events)
+        base_us = cpu_us_per_event(baseline, runs, events)
         print(f"{name:40} {codec_us:9.1f} {base_us:12.2f} {codec_us / base_us:7.1f}")
     print("baseline: base64 decode (in) / encode (out) of the same payload plus a bytes copy")
 
