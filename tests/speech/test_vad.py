@@ -5,16 +5,21 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import pytest
 
 from media_gateway.speech.vad import (
+    CONTEXT_SAMPLES,
     EAGERNESS_SILENCE_MS,
+    WINDOW_SAMPLES,
+    SileroState,
     SpeechStarted,
     SpeechStopped,
     TurnDetector,
     TurnEvent,
     VadModel,
     load_vad_model,
+    silero_model_path,
 )
 from tests.speech.audio import SENTENCES, energy_bounds, frames, noise, padded, spoken
 
@@ -132,3 +137,31 @@ def test_cpu_per_frame(model: VadModel) -> None:
     )
     assert silence_mean < 50
     assert speech_mean < 1000
+
+
+def test_model_is_faster_whispers_bundled_silero() -> None:
+    """The model comes with faster-whisper (a runtime dependency), in the shape `VadModel` feeds it: a window
+    after its context, and an LSTM state of its own shape. A faster-whisper release that bundles another
+    Silero model fails here, not in production."""
+    import onnxruntime
+
+    path = silero_model_path()
+    assert path.parent.name == "assets"
+    assert path.parent.parent.name == "faster_whisper"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = {item.name: item.shape for item in session.get_inputs()}
+    assert inputs["input"][1] == CONTEXT_SAMPLES + WINDOW_SAMPLES
+    state = SileroState()
+    assert inputs["h"] == list(state.h.shape)
+    assert inputs["c"] == list(state.c.shape)
+    assert [item.name for item in session.get_outputs()][1:] == ["hn", "cn"]
+
+
+def test_context_follows_the_audio(model: VadModel) -> None:
+    state = SileroState()
+    window = (np.arange(WINDOW_SAMPLES, dtype=np.int16) * 8).tobytes()
+    probability = model.speech_probability(window, state)
+    assert 0.0 <= probability <= 1.0
+    expected = np.arange(WINDOW_SAMPLES - CONTEXT_SAMPLES, WINDOW_SAMPLES, dtype=np.float32) * 8 / 32768
+    np.testing.assert_allclose(state.context, expected)
+    assert state.h.any()
