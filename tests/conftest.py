@@ -3,6 +3,7 @@ cannot start fails the test run, it never skips it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,6 @@ async def gateway(gateway_factory: GatewayFactory) -> Gateway:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Report how many server events passed the conformance gate (any failure fails its test), and how long
     the plain install of tests/test_packaging.py took."""
-    import sys
-
     from tests.support.conformance import GATE
 
     packaging = sys.modules.get("tests.test_packaging")
