@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from media_gateway.app_keys import (
     BUS,
@@ -198,6 +199,11 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
         )
     topic = reply_topic(app[INSTANCE].id)
     dispatcher = OutputDispatcher(bus, topic)
+    Gauge(
+        "gateway_bus_replies_undeliverable",
+        "Replies that reached this gateway for a session it does not hold (ended, or another gateway's).",
+        registry=app[METRICS].registry,
+    ).set_function(lambda: dispatcher.undeliverable)
     await dispatcher.start()
     if pipeline is not None:
         await pipeline.start()
