@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.conversation import Conversation, Item, public_item
+from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
 from media_gateway.realtime.playout import AudioSink, DeltaPlayout, ResponsePlayout, SinkPlayout
 
@@ -208,13 +209,16 @@ class Response:
             if self.finished or self.pipeline_finished:
                 return
             if loop.time() >= deadline:
-                await self.fail("pipeline_timeout", "The speech pipeline did not answer in time.")
+                code, message = "pipeline_timeout", "The speech pipeline did not answer in time."
             else:
-                await self.fail(
-                    "pipeline_unresponsive",
+                code = "pipeline_unresponsive"
+                message = (
                     "The speech pipeline stopped answering (no word of the response for "
-                    f"{self._context.idle_timeout_seconds:g} s).",
+                    f"{self._context.idle_timeout_seconds:g} s)."
                 )
+            # The client may not watch response.done's status_details: say it as an error event too.
+            await self._emit(ev.error(RealtimeError(message, code=code, error_type="server_error")))
+            await self.fail(code, message)
 
     # --- ending -------------------------------------------------------------------------------------------
 
