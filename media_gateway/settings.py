@@ -144,6 +144,13 @@ class Settings(BaseSettings):
         description="Messages a process holds for the broker (100 s of one session's audio); beyond it, "
         "events wait and audio is dropped.",
     )
+    kafka_linger_ms: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="How long the producer waits to fill a batch (batches form anyway while one is in "
+        "flight; 1 ms cut the bus round trip p99 by a third against 5 ms at 100 sessions, for the same CPU).",
+    )
     kafka_start_timeout_seconds: float = Field(
         60.0, gt=0, description="How long a starting process waits for the Kafka cluster."
     )

@@ -30,9 +30,8 @@ from typing import Final, Protocol
 AUDIO_WAIT_SECONDS: Final = 0.05
 
 SCHEMA_VERSION: Final = "1"
-VERSION_HEADER: Final = "schema"
-PRODUCER_HEADER: Final = "producer"
-SEQUENCE_HEADER: Final = "sequence"
+# One header, `<schema version>:<sequence>:<producer id>`: a header costs per message on Kafka.
+ENVELOPE_HEADER: Final = "envelope"
 KIND_HEADER: Final = "kind"
 
 # Sequence state is kept for this many (topic, key) pairs, least recently used evicted first: a
@@ -110,9 +109,7 @@ class Sequencer:
         if len(self._next) > _TRACKED_KEYS:
             self._next.popitem(last=False)
         stamped = dict(headers or {})
-        stamped[VERSION_HEADER] = SCHEMA_VERSION
-        stamped[PRODUCER_HEADER] = self.producer_id
-        stamped[SEQUENCE_HEADER] = str(number)
+        stamped[ENVELOPE_HEADER] = f"{SCHEMA_VERSION}:{number}:{self.producer_id}"
         return stamped
 
 
@@ -131,16 +128,13 @@ class SequenceChecker:
 
     def accept(self, message: BusMessage) -> bool:
         """True if the message should be handled; False for an unknown version or a redelivery."""
-        headers = message.headers
-        if headers.get(VERSION_HEADER) != SCHEMA_VERSION:
+        version, _, rest = message.headers.get(ENVELOPE_HEADER, "").partition(":")
+        sequence, _, producer = rest.partition(":")
+        if version != SCHEMA_VERSION or not sequence.isdigit():
             self._observer.unknown_version()
             return False
-        try:
-            number = int(headers[SEQUENCE_HEADER])
-        except (KeyError, ValueError):
-            self._observer.unknown_version()
-            return False
-        slot = (headers.get(PRODUCER_HEADER, ""), message.key)
+        number = int(sequence)
+        slot = (producer, message.key)
         last = self._last.pop(slot, None)
         if last is not None and number <= last:
             self._last[slot] = last

@@ -23,6 +23,7 @@ def kafka_config(settings: Settings, *, client_id: str) -> KafkaConfig:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         buffer_messages=settings.kafka_buffer_messages,
+        linger_ms=settings.kafka_linger_ms,
         start_timeout_seconds=settings.kafka_start_timeout_seconds,
         security_protocol=settings.kafka_security_protocol,
         sasl_mechanism=settings.kafka_sasl_mechanism,

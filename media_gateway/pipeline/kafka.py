@@ -1,13 +1,13 @@
 """The Kafka bus: `pipeline.bus` semantics on Apache Kafka, with aiokafka.
 
-**Producing.** One idempotent `acks=all` producer per process (linger 5 ms, batches shared by every
-session). `publish` only appends to this bus's bounded buffer; one sender task hands the buffer to the
-producer in order, so a session never waits for a broker round trip, and a slow or unreachable broker
-never blocks the event loop. When the buffer is full, events wait for room (they are never dropped);
-audio waits `AUDIO_WAIT_SECONDS`, then is dropped and counted (`buffer_full`). While the broker is
-unreachable audio is dropped at once (`broker_unavailable`): it would be stale by the time it arrived,
-and the buffer stays free for the events. The envelope (sequence numbers) is stamped as the sender hands a
-message to the producer, so a dropped frame leaves no gap: a gap is a loss in transit.
+**Producing.** One idempotent `acks=all` producer per process (linger `linger_ms`, 1 ms by default;
+batches shared by every session). `publish` only appends to this bus's bounded buffer; one sender task
+hands the buffer to the producer in order, so a session never waits for a broker round trip, and a slow
+or unreachable broker never blocks the event loop. When the buffer is full, events wait for room (they
+are never dropped); audio waits `AUDIO_WAIT_SECONDS`, then is dropped and counted (`buffer_full`). While
+the broker is unreachable audio is dropped at once (`broker_unavailable`): it would be stale by the time
+it arrived, and the buffer stays free for the events. The envelope (sequence numbers) is stamped as the
+sender hands a message to the producer, so a dropped frame leaves no gap: a gap is a loss in transit.
 
 **Consuming.** Consumers poll with `fetch_max_wait_ms=5` (Kafka's default of 500 ms would add up to
 half a second to every reply). A plain subscription reads every partition of its topic from the end,
@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from media_gateway.observability.logging import get_logger
 from media_gateway.pipeline.bus import (
@@ -50,6 +51,7 @@ log = get_logger(__name__)
 PROBE_SECONDS: Final = 1.0
 _TOPIC_EXISTS: Final = 36  # Kafka's TOPIC_ALREADY_EXISTS error code
 _DRAIN_SECONDS: Final = 5.0
+_REMEMBERED_PARTITIONS: Final = 100_000
 
 
 class KafkaObserver(BusObserver, Protocol):
@@ -90,6 +92,10 @@ class KafkaBus:
         self._has_work = asyncio.Event()
         self._has_room = asyncio.Event()
         self._subscriptions: set[_KafkaSubscription] = set()
+        # Partition counts are read once per topic: a topic's partitions are only ever added by an
+        # operator, and a gateway restarted after that picks the new count up.
+        self._partition_counts: dict[str, int] = {}
+        self._partitions: dict[tuple[str, str], int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = False
         self._running = False
@@ -101,7 +107,7 @@ class KafkaBus:
             lambda: AIOKafkaProducer(
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=5,
+                linger_ms=self.config.linger_ms,
                 max_batch_size=256 * 1024,
                 **self.config.client_options(),
             ),
@@ -215,11 +221,13 @@ class KafkaBus:
             if item.stamped is None:
                 item.stamped = self._sequencer.stamp(item.topic, item.key, item.headers)
             headers = item.stamped
+            topic = self.config.topic(item.topic)
             try:
                 delivery = await producer.send(
-                    self.config.topic(item.topic),
+                    topic,
                     item.payload,
                     key=item.key.encode(),
+                    partition=await self._partition(topic, item.key),
                     headers=[(name, value.encode()) for name, value in headers.items()],
                 )
             except KafkaError as exc:
@@ -229,6 +237,23 @@ class KafkaBus:
             self._buffer.popleft()
             self._has_room.set()
             delivery.add_done_callback(lambda future, item=item: self._delivered(item, future))
+
+    async def _partition(self, topic: str, key: str) -> int:
+        """The partition of `key`, as Kafka's default partitioner picks it (murmur2 of the key bytes),
+        remembered: aiokafka computes it in Python for every message otherwise."""
+        slot = (topic, key)
+        partition = self._partitions.get(slot)
+        if partition is None:
+            count = self._partition_counts.get(topic)
+            if count is None:
+                assert self._producer is not None
+                count = len(await self._producer.partitions_for(topic))
+                self._partition_counts[topic] = count
+            partition = (murmur2(key.encode()) & 0x7FFFFFFF) % count
+            self._partitions[slot] = partition
+            if len(self._partitions) > _REMEMBERED_PARTITIONS:
+                self._partitions.pop(next(iter(self._partitions)))
+        return partition
 
     def _delivered(self, item: _Outgoing, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:

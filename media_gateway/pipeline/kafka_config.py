@@ -21,6 +21,7 @@ class KafkaConfig:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     buffer_messages: int = 5000
+    linger_ms: int = 1  # how long the producer waits to fill a batch
     start_timeout_seconds: float = 60.0
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
