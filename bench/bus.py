@@ -14,6 +14,8 @@ own (the tests' fixture, jars from `scripts/install-kafka.sh`) unless `--bootstr
   bus) records publish → receive for every frame and answers every 10th frame of each session (5
   replies/s, as 200 ms TTS chunks) on the session's reply topic; this process records worker reply →
   receive and the whole round trip. Percentiles are over every message of the window.
+* Reply topics: a gateway's reply consumer with a topic per gateway instance against one shared topic
+  filtered by instance (`bench._reply_layout`).
 * Turn latency: end of speech → first `response.output_audio.delta` for one session speaking in real
   time, embedded gateway against a gateway and a `media-gateway worker` over Kafka (whisper tiny.en,
   flite); medians of the turns.
@@ -40,6 +42,7 @@ from pathlib import Path
 from bench import _gateway
 from bench._audio import build_audio
 from bench._latency import measure_latency
+from bench._reply_layout import layout_figures
 from media_gateway.observability.logging import configure_logging
 from media_gateway.pipeline.bus import Bus
 from media_gateway.pipeline.inprocess_bus import InProcessBus
@@ -309,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bootstrap = broker_bootstrap(args.bootstrap, brokers)
         print(f"bench.bus: {'smoke' if args.smoke else 'full'} run, Kafka at {bootstrap}")
         asyncio.run(bus_figures(plan, bootstrap))
+        asyncio.run(layout_figures(bootstrap, max(plan.sessions), plan.window_s))
         if not args.no_turns:
             turn_figures(plan, bootstrap)
     finally:

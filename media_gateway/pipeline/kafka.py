@@ -142,7 +142,7 @@ class KafkaBus:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(_DRAIN_SECONDS):
                     await self._producer.flush()
-            await self._producer.stop()
+            await _stop_client(self._producer)
             self._producer = None
         self.observer.connected(False)
         log.info("kafka.stopped", unsent=len(self._buffer))
@@ -378,7 +378,17 @@ class _KafkaSubscription:
             return
         self._closed = True
         self._bus._forget(self)
-        await self._consumer.stop()
+        await _stop_client(self._consumer)
+
+
+async def _stop_client(client: Any) -> None:
+    """Stop an aiokafka client, giving up after `_DRAIN_SECONDS`: with the cluster gone, a consumer's stop
+    retries its last offset commit and leaving the group for ever, and a process asked to stop must."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            await client.stop()
+    except TimeoutError:
+        log.warning("kafka.stop_abandoned", client=type(client).__name__)
 
 
 async def _retry_start(make: Any, timeout_seconds: float) -> Any:

@@ -148,6 +148,11 @@ async def test_the_broker_stopped_for_ten_seconds(
                 await asyncio.sleep(0.2)
         worker_gaps = await metric(worker.base_url, "gateway_bus_sequence_gaps_total")
         gateway_alive = gateway.process is not None and gateway.process.returncode is None
+        # With the cluster gone for good, both still stop on SIGTERM, and cleanly.
+        await broker.akill()
+        stopping = time.monotonic()
+        exits = [await gateway.stop(), await worker.stop()]
+        stop_seconds = time.monotonic() - stopping
     finally:
         await gateway.stop()
         await worker.stop()
@@ -157,9 +162,12 @@ async def test_the_broker_stopped_for_ten_seconds(
         f"events published "
         f"{events_before:.0f} -> {events_after:.0f} ({clears} clears during the outage); "
         f"worker sequence gaps {worker_gaps:.0f}; next turn "
-        f"{after['status']}: {transcripts[-1]['transcript']!r}; errors {len(errors)}"
+        f"{after['status']}: {transcripts[-1]['transcript']!r}; errors {len(errors)}; "
+        f"with the broker killed, "
+        f"gateway and worker exit {exits} on SIGTERM in {stop_seconds:.1f} s"
     )
     assert gateway_alive
+    assert exits == [0, 0], f"exit codes {exits} after {stop_seconds:.1f} s"
     assert outage_ready == [503]
     assert 0 < dropped <= sent_frames
     assert worker_gaps == 0

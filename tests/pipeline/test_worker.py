@@ -73,10 +73,10 @@ async def over_kafka(
         webrtc_include_loopback="true",
     )
     worker = worker_process(env, tmp)
-    await worker.start()
     gateway = GatewayProcess(env, tmp, wait_path="/ready")
-    await gateway.start()
-    try:
+    try:  # a process that failed to start is stopped too: none outlives the test
+        await worker.start()
+        await gateway.start()
         yield Deployment(gateway, key, [worker], env, tmp)
     finally:
         await gateway.stop()
