@@ -37,6 +37,7 @@ pytest: $(STAMP)
 
 test: system-packages $(STAMP) lint typecheck
 	bash scripts/install-opa.sh > /dev/null
+	bash scripts/install-kafka.sh > /dev/null
 	$(BIN)/pytest
 
 clean:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,10 +149,14 @@ def gateway(
     cores: Sequence[int] | None = None,
     instrumented: bool = False,
     python_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 0,
 ) -> Iterator[Server]:
     """A migrated gateway on a fresh SQLite file with `keys` admin API keys (created with the CLI).
 
-    `instrumented` runs it as `python -m bench._gwstages serve` (per-stage CPU counters, see there)."""
+    `instrumented` runs it as `python -m bench._gwstages serve` (per-stage CPU counters, see there).
+    `extra_env` adds settings; `workers` starts that many `media-gateway worker` processes first, ready
+    before the gateway starts (they need `MEDIA_GATEWAY_BUS=kafka` in `extra_env`)."""
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         port = free_port()
         env = {
@@ -165,6 +169,7 @@ def gateway(
             "BENCH_STAGES_FILE": f"{tmp}/stages.json",
             "BENCH_DIR": tmp,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            **(extra_env or {}),
         }
         subprocess.run(
             [sys.executable, "-m", "media_gateway", "migrate"],
@@ -173,6 +178,7 @@ def gateway(
             check=True,
             capture_output=True,
         )
+        helpers = [_start_worker(env, tmp, n) for n in range(workers)]
         log = open(f"{tmp}/gateway.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
             [
@@ -199,6 +205,27 @@ def gateway(
         finally:
             _stop(process)
             log.close()
+            for helper in helpers:
+                _stop(helper)
+
+
+def _start_worker(env: dict[str, str], tmp: str, index: int) -> subprocess.Popen[bytes]:
+    port = free_port()
+    with open(f"{tmp}/worker-{index}.log", "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "media_gateway", "worker"],
+            env={**env, "MEDIA_GATEWAY_WORKER_PORT": str(port)},
+            cwd=tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/ready", worker, timeout=120)
+    except BaseException:
+        _stop(worker)
+        sys.stderr.write(Path(f"{tmp}/worker-{index}.log").read_text(errors="replace")[-4000:])
+        raise
+    return worker
 
 
 @contextlib.contextmanager

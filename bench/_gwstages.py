@@ -30,7 +30,7 @@ from types import FrameType, SimpleNamespace
 from typing import Any
 
 from media_gateway.codecs.stream import InputAudioDecoder
-from media_gateway.pipeline.bus import InProcessBus
+from media_gateway.pipeline.inprocess_bus import InProcessBus
 from media_gateway.realtime import session as session_module
 from media_gateway.speech.vad import TurnDetector
 

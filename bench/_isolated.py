@@ -13,10 +13,11 @@ from typing import Any
 
 from bench._audio import FORMAT, Audio, append_json
 from media_gateway.codecs import InputAudioDecoder
-from media_gateway.pipeline.bus import InProcessBus
-from media_gateway.pipeline.messages import INPUT_TOPIC, audio_headers
+from media_gateway.pipeline.inprocess_bus import InProcessBus
+from media_gateway.pipeline.messages import INPUT_TOPIC, SessionSettings, audio_headers
 from media_gateway.realtime.client_events import parse_client_event
 from media_gateway.realtime.input_audio import InputAudio, TurnDetection
+from media_gateway.realtime.pipeline_channel import PipelineChannel
 from media_gateway.speech.vad import TurnDetector, load_vad_model
 
 
@@ -128,7 +129,8 @@ def measure_stages(audio: Audio, runs: int, repeat: int) -> Stages:
         nonlocal speech_frames
         bus = CountingBus()
         await bus.start()
-        ia = InputAudio("sess_bench", bus, input_format=FORMAT, turn_detection=turn, vad_model=model)
+        channel = PipelineChannel(bus, "sess_bench", reply_to="rt.out.bench", settings=SessionSettings)
+        ia = InputAudio(channel, input_format=FORMAT, turn_detection=turn, vad_model=model)
         for _ in range(repeat):
             for chunk in chunks:
                 await ia.append_encoded(chunk, None)

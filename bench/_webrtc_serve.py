@@ -31,7 +31,7 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
     from media_gateway.observability.logging import configure_logging
     from media_gateway.persistence.database import Database
     from media_gateway.persistence.migrate import upgrade_to_head
-    from media_gateway.pipeline.messages import INPUT_TOPIC, OUTPUT_TOPIC, audio_headers, event_payload
+    from media_gateway.pipeline.messages import INPUT_TOPIC, REPLY_TO_HEADER, audio_headers, event_payload
     from media_gateway.settings import load_settings
     from media_gateway.transports.webrtc import patches
     from media_gateway.transports.webrtc.peer import WebRtcCall
@@ -180,28 +180,29 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
 
     async def responder(app_: web.Application) -> Any:
         bus = app_[BUS]
-        subscription = bus.subscribe(INPUT_TOPIC)
+        subscription = await bus.subscribe(INPUT_TOPIC)
         streams: dict[str, asyncio.Task[None]] = {}
         chunk = voiced(response_seconds)
 
-        async def stream(session_id: str, response_id: str) -> None:
+        async def stream(reply_to: str, session_id: str, response_id: str) -> None:
             start = time.perf_counter()
             for seq, offset in enumerate(range(0, len(chunk), 640)):
                 delay = start + seq * 0.02 - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 headers = audio_headers(16_000, response_id=response_id, seq=str(seq))
-                await bus.publish(OUTPUT_TOPIC, session_id, chunk[offset : offset + 640], headers)
+                await bus.publish(reply_to, session_id, chunk[offset : offset + 640], headers)
             payload, headers = event_payload("response.done", response_id=response_id, status="completed")
-            await bus.publish(OUTPUT_TOPIC, session_id, payload, headers)
+            await bus.publish(reply_to, session_id, payload, headers)
 
         async def run() -> None:
             async for message in subscription:
                 if message.headers.get("kind") != "event":
                     continue
                 event = json.loads(message.payload)
+                reply_to = message.headers[REPLY_TO_HEADER]
                 if event["type"] == "response.create":
-                    task = asyncio.create_task(stream(message.key, event["response_id"]))
+                    task = asyncio.create_task(stream(reply_to, message.key, event["response_id"]))
                     streams[message.key] = task
                 elif event["type"] in ("response.cancel", "session.close"):
                     running = streams.pop(message.key, None)
@@ -211,7 +212,7 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
                         payload, headers = event_payload(
                             "response.done", response_id=event["response_id"], status="cancelled"
                         )
-                        await bus.publish(OUTPUT_TOPIC, message.key, payload, headers)
+                        await bus.publish(reply_to, message.key, payload, headers)
 
         runner = asyncio.create_task(run())
         yield

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from media_gateway.app_keys import (
     BUS,
@@ -38,8 +39,10 @@ from media_gateway.observability.metrics import Metrics
 from media_gateway.persistence.database import Database
 from media_gateway.persistence.migrate import require_migrated
 from media_gateway.persistence.repositories import Repositories
-from media_gateway.pipeline.bus import Bus, InProcessBus
-from media_gateway.pipeline.inprocess import InProcessSpeechPipeline
+from media_gateway.pipeline.bus import Bus
+from media_gateway.pipeline.factory import create_bus
+from media_gateway.pipeline.messages import INPUT_TOPIC, reply_topic
+from media_gateway.pipeline.speech import SpeechPipeline
 from media_gateway.policy.engine import create_policy_engine
 from media_gateway.realtime.dispatcher import OutputDispatcher
 from media_gateway.realtime.registry import LiveSessions
@@ -150,8 +153,21 @@ async def _policy_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _bus_context(app: web.Application) -> AsyncIterator[None]:
-    bus: Bus = InProcessBus()
+    """The bus, with this instance's reply topic and the input topic created (on Kafka)."""
+    settings = app[SETTINGS]
+    instance_id = app[INSTANCE].id
+    bus: Bus = create_bus(settings, app[METRICS].bus, client_id=f"gateway-{reply_topic(instance_id)[7:]}")
     await bus.start()
+    try:
+        await bus.create_topics(
+            {
+                INPUT_TOPIC: settings.kafka_input_partitions,
+                reply_topic(instance_id): settings.kafka_reply_partitions,
+            }
+        )
+    except BaseException:
+        await bus.stop()
+        raise
     app[BUS] = bus
     try:
         yield
@@ -171,18 +187,29 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     bus = app[BUS]
     vad_model = await asyncio.to_thread(load_vad_model)
-    pipeline: InProcessSpeechPipeline | None = None
+    pipeline: SpeechPipeline | None = None
     if settings.speech_pipeline == "inprocess":
         recognizer = await asyncio.to_thread(load_recognizer)
-        pipeline = InProcessSpeechPipeline(
-            bus, recognizer=recognizer, synthesizer=FliteSynthesizer(), responder=Responder()
+        pipeline = SpeechPipeline(
+            bus,
+            recognizer=recognizer,
+            synthesizer=FliteSynthesizer(),
+            responder=Responder(),
+            session_ttl_seconds=settings.worker_session_ttl_seconds,
         )
-    dispatcher = OutputDispatcher(bus)
+    topic = reply_topic(app[INSTANCE].id)
+    dispatcher = OutputDispatcher(bus, topic)
+    Gauge(
+        "gateway_bus_replies_undeliverable",
+        "Replies that reached this gateway for a session it does not hold (ended, or another gateway's).",
+        registry=app[METRICS].registry,
+    ).set_function(lambda: dispatcher.undeliverable)
     await dispatcher.start()
     if pipeline is not None:
         await pipeline.start()
     app[ENGINE] = EngineServices(
         bus=bus,
+        reply_topic=topic,
         dispatcher=dispatcher,
         repositories=app[REPOSITORIES],
         policy=app[POLICY],
@@ -190,6 +217,7 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
         limits=EngineLimits(
             max_append_bytes=settings.max_append_bytes,
             response_timeout_seconds=settings.response_timeout_seconds,
+            pipeline_idle_timeout_seconds=settings.pipeline_idle_timeout_seconds,
             max_session_seconds=settings.session_max_seconds,
         ),
         timezone=gateway_zone(settings.timezone),

@@ -1,4 +1,4 @@
-"""The `media-gateway` command: serve, migrate, and manage API keys."""
+"""The `media-gateway` command: serve, run a speech worker, migrate, and manage API keys."""
 
 from __future__ import annotations
 
@@ -39,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("serve", help="run the gateway (the database must be migrated)")
+    commands.add_parser(
+        "worker",
+        help="run a speech worker on the Kafka bus (MEDIA_GATEWAY_BUS=kafka)",
+        description="Run a speech pipeline worker: it joins the workers' consumer group on the Kafka input "
+        "topic, answers the sessions of the partitions it owns on their gateways' reply topics, and serves "
+        "/health, /ready and /metrics on MEDIA_GATEWAY_HOST:MEDIA_GATEWAY_WORKER_PORT. Start more workers "
+        "for more capacity (up to MEDIA_GATEWAY_KAFKA_INPUT_PARTITIONS). Settings: MEDIA_GATEWAY_BUS=kafka, "
+        "MEDIA_GATEWAY_KAFKA_BOOTSTRAP_SERVERS, MEDIA_GATEWAY_KAFKA_TOPIC_PREFIX and the other "
+        "MEDIA_GATEWAY_KAFKA_* and MEDIA_GATEWAY_WORKER_* variables (see .env.example); no database.",
+    )
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
 
     keys = commands.add_parser("keys", help="manage server API keys")
@@ -75,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "serve":
+    if args.command in ("serve", "worker"):
         configure_logging(settings.log_level, settings.log_format)
     else:
         # One-shot commands print their results on stdout; keep logs out of that stream.
@@ -83,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "worker":
+            return _worker(settings)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
             print(f"database migrated ({settings.database_url.split('://', 1)[0]})")
@@ -109,6 +121,27 @@ def _serve(settings: Settings) -> int:
         handle_signals=True,
     )
     log.info("gateway.stopped")
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from media_gateway.worker_app import build_worker_app
+
+    if settings.bus != "kafka":
+        print("media-gateway worker needs MEDIA_GATEWAY_BUS=kafka", file=sys.stderr)
+        return EXIT_USAGE
+    app = build_worker_app(settings)
+    log.info("worker.starting", host=settings.host, port=settings.worker_port, version=__version__)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.worker_port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        print=lambda message: log.info("worker.listening", detail=message.strip()),
+        handle_signals=True,
+    )
+    log.info("worker.stopped")
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl), flite (the
-# default speech synthesizer), espeak-ng (speaks the test utterances) and Chromium for the browser tests.
+# default speech synthesizer), espeak-ng (speaks the test utterances), Chromium for the browser tests and a Java 17
+# runtime for the Kafka broker of the tests.
 # Playwright drives Debian's Chromium with executable_path=/usr/bin/chromium: never run `playwright install`,
 # which downloads a browser build.
 # Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
@@ -18,6 +19,10 @@ if [[ ! -x /usr/bin/espeak-ng ]]; then
 fi
 if [[ ! -x /usr/bin/chromium ]]; then
     missing+=(chromium)
+fi
+
+if ! command -v java > /dev/null; then
+    missing+=(openjdk-17-jre-headless)
 fi
 
 if ((${#missing[@]} == 0)); then

@@ -19,7 +19,7 @@ from media_gateway.persistence.database import Database
 from media_gateway.persistence.repositories import ApiKeyRecord, Repositories
 from media_gateway.settings import Settings, load_settings
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.opa"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.opa", "tests.fixtures.kafka"]
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

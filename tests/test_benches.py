@@ -167,3 +167,28 @@ def test_sweep_retries_a_failure_that_is_not_cpu_bound_then_bisects() -> None:
 def test_sweep_runs_the_whole_plan_while_every_step_holds() -> None:
     steps = sweep((1, 2, 3), lambda n: fake_step(n, cpu=0.1, probe_s=0.01), lambda _text: None)
     assert [(s.label, s.n) for s in steps] == [("gateway", 1), ("gateway", 2), ("gateway", 3)]
+
+
+def test_bus_smoke() -> None:
+    output = run_bench("-m", "bench.bus", "--smoke")
+    assert_lines(
+        output,
+        [
+            r"bench\.bus: smoke run, Kafka at 127\.0\.0\.1:\d+",
+            rf"2 sessions \(100 frames/s\), baseline loop {NUMBER} µs/frame",
+            rf" +inprocess CPU +{NUMBER} µs/frame over the baseline",
+            r" +inprocess publish -> worker +p50 .* ms +p99 .* ms",
+            rf" +kafka +CPU +{NUMBER} µs/frame over the baseline",
+            r" +kafka +publish -> worker +p50 .* ms +p99 .* ms",
+            r" +kafka +reply -> client +p50 .* ms +p99 .* ms",
+            r" +kafka +round trip +p50 .* ms +p99 .* ms",
+            rf" +added round trip p99 \(kafka - inprocess\): {NUMBER} ms",
+            r"reply topics, 2 gateways x 2 sessions x 5 replies/s",
+            rf" +per instance +{NUMBER} µs CPU per own reply",
+            rf" +shared +{NUMBER} µs CPU per own reply",
+            rf" +shared / per instance: {NUMBER}x",
+            r"end of speech -> first audio delta",
+            r" +inprocess +median \d+ ms over 1 turns",
+            r" +kafka +median \d+ ms over 1 turns",
+        ],
+    )

@@ -43,6 +43,77 @@ class WebRtcMetrics:
     calls_ended: Counter
 
 
+# Time from `publish` to the broker's acknowledgement: linger (5 ms) plus a replicated write.
+PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class BusMetrics:
+    """The bus's instruments; it is the bus's observer (`pipeline.bus.BusObserver`, `KafkaObserver`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages_published = Counter(
+            "gateway_bus_messages_published_total",
+            "Messages this process put on the bus (on Kafka: acknowledged by the broker), by kind.",
+            ("kind",),
+            registry=registry,
+        )
+        self.messages_dropped = Counter(
+            "gateway_bus_messages_dropped_total",
+            "Messages dropped before reaching the bus, by kind (only audio is ever dropped) and reason "
+            "(buffer_full, broker_unavailable, delivery_failed).",
+            ("kind", "reason"),
+            registry=registry,
+        )
+        self.sequence_gaps = Counter(
+            "gateway_bus_sequence_gaps_total",
+            "Messages missing between two a subscriber received (by their envelope sequence numbers).",
+            registry=registry,
+        )
+        self.unknown_versions = Counter(
+            "gateway_bus_unknown_version_total",
+            "Messages refused because their envelope names an unknown schema version.",
+            registry=registry,
+        )
+        self.produce_seconds = Histogram(
+            "gateway_kafka_produce_seconds",
+            "Time from publish to the broker's acknowledgement.",
+            buckets=PRODUCE_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "gateway_kafka_consumer_lag",
+            "Messages in this process's assigned partitions not yet consumed, by topic.",
+            ("topic",),
+            registry=registry,
+        )
+        self.kafka_connected = Gauge(
+            "gateway_kafka_connected",
+            "1 while the Kafka cluster answers this process's metadata requests.",
+            registry=registry,
+        )
+
+    def published(self, kind: str) -> None:
+        self.messages_published.labels(kind=kind or "unknown").inc()
+
+    def dropped(self, kind: str, reason: str) -> None:
+        self.messages_dropped.labels(kind=kind or "unknown", reason=reason).inc()
+
+    def sequence_gap(self, missing: int) -> None:
+        self.sequence_gaps.inc(missing)
+
+    def unknown_version(self) -> None:
+        self.unknown_versions.inc()
+
+    def produced(self, seconds: float) -> None:
+        self.produce_seconds.observe(seconds)
+
+    def lag(self, topic: str, messages: int) -> None:
+        self.consumer_lag.labels(topic=topic).set(messages)
+
+    def connected(self, up: bool) -> None:
+        self.kafka_connected.set(1 if up else 0)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The application's metric registry and the instruments the HTTP layer needs."""
@@ -50,6 +121,7 @@ class Metrics:
     registry: CollectorRegistry
     http: HttpMetrics
     webrtc: WebRtcMetrics
+    bus: BusMetrics
 
     @classmethod
     def create(cls) -> Metrics:
@@ -106,7 +178,7 @@ class Metrics:
                 registry=registry,
             ),
         )
-        return cls(registry=registry, http=http, webrtc=webrtc)
+        return cls(registry=registry, http=http, webrtc=webrtc, bus=BusMetrics(registry))
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

@@ -1,19 +1,42 @@
-"""The bus between the realtime engine and the speech pipeline.
+"""The bus between the realtime engine and the speech pipeline: the contract both buses keep.
 
 The engine publishes session events and 16 kHz PCM frames; workers publish transcripts, text and
-synthesized audio back. Messages are keyed by session id so one session's messages stay in order
-(on Kafka: one partition per key). Two implementations share this interface: `InProcessBus` (the
-embedded default, below) and a Kafka bus (added with the worker).
+synthesized audio back. Messages are keyed by session id so one session's messages stay in order (on
+Kafka: one partition per key). Two implementations share this interface, `InProcessBus` (the embedded
+default) and `KafkaBus`, and the engine cannot tell them apart:
+
+* **Subscriptions.** A plain subscription receives every message published to its topic after
+  `subscribe` returned. Subscriptions that name a `group` share the topic: each key goes to exactly one
+  member of the group (on Kafka: a consumer group; keys move when members come and go).
+* **Delivery.** Events (the `event` kind) are never dropped: when the bus cannot take more, `publish`
+  waits (backpressure), however long. Audio (the `audio` kind) waits at most `AUDIO_WAIT_SECONDS`,
+  then is dropped and counted by reason. On Kafka `publish` returns once the message is in the
+  process's bounded send buffer: it never waits for a broker round trip.
+* **Envelope.** The bus stamps every message with the schema version, the publishing process and a
+  per-(topic, key) sequence number; subscribers check them (`SequenceChecker`) and count gaps and
+  unknown versions.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Final, Protocol
+
+# How long an audio frame may wait for room before it is dropped: two and a half frames. Longer would
+# hold the session's input behind a stalled bus for audio that is stale by then anyway.
+AUDIO_WAIT_SECONDS: Final = 0.05
+
+SCHEMA_VERSION: Final = "1"
+# One header, `<schema version>:<sequence>:<producer id>`: a header costs per message on Kafka.
+ENVELOPE_HEADER: Final = "envelope"
+KIND_HEADER: Final = "kind"
+
+# Sequence state is kept for this many (topic, key) pairs, least recently used evicted first: a
+# session's key is forgotten only long after it was last used.
+_TRACKED_KEYS: Final = 200_000
 
 
 @dataclass(frozen=True)
@@ -22,6 +45,10 @@ class BusMessage:
     key: str
     payload: bytes
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def kind(self) -> str:
+        return self.headers.get(KIND_HEADER, "")
 
 
 class Subscription(Protocol):
@@ -33,85 +60,90 @@ class Bus(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     def ready(self) -> bool: ...
+    async def create_topics(self, partitions: Mapping[str, int]) -> None:
+        """Create these topics (name → partition count) if they do not exist yet."""
+        ...
+
     async def publish(
         self, topic: str, key: str, payload: bytes, headers: Mapping[str, str] | None = None
     ) -> None: ...
-    def subscribe(self, topic: str) -> Subscription: ...
+    async def subscribe(self, topic: str, *, group: str | None = None) -> Subscription:
+        """Returns once the subscription is positioned: what is published afterwards reaches it."""
+        ...
 
 
-class _QueueSubscription:
-    """One subscriber's bounded queue. When it is full, publishers wait for room (backpressure), as a
-    Kafka producer waits when its buffer is full: nothing already published is dropped, control events
-    least of all. (Dropping the oldest message instead lost frames of long appends and, worse,
-    `response.done` events.)"""
+class BusObserver(Protocol):
+    """What a bus reports (the Prometheus side is `observability.metrics.BusMetrics`)."""
 
-    def __init__(self, bus: InProcessBus, topic: str, maxsize: int) -> None:
-        self._bus = bus
-        self.topic = topic
-        self.queue: asyncio.Queue[BusMessage | None] = asyncio.Queue(maxsize)
-        self._closed = False
-
-    async def deliver(self, message: BusMessage) -> None:
-        if not self._closed:
-            await self.queue.put(message)
-
-    def __aiter__(self) -> AsyncIterator[BusMessage]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[BusMessage]:
-        while True:
-            message = await self.queue.get()
-            if message is None:
-                return
-            yield message
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._bus._unsubscribe(self)
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+    def published(self, kind: str) -> None: ...
+    def dropped(self, kind: str, reason: str) -> None: ...
+    def sequence_gap(self, missing: int) -> None: ...
+    def unknown_version(self) -> None: ...
 
 
-class InProcessBus:
-    """Fan-out publish/subscribe inside one process, with the same semantics the Kafka bus offers
-    per key: messages of one key reach each subscriber in publish order."""
+class NullObserver:
+    def published(self, kind: str) -> None:
+        pass
 
-    def __init__(self, queue_size: int = 1000) -> None:
-        self._queue_size = queue_size
-        self._subscribers: dict[str, set[_QueueSubscription]] = {}
-        self._running = False
+    def dropped(self, kind: str, reason: str) -> None:
+        pass
 
-    async def start(self) -> None:
-        self._running = True
+    def sequence_gap(self, missing: int) -> None:
+        pass
 
-    async def stop(self) -> None:
-        self._running = False
-        for subscribers in list(self._subscribers.values()):
-            for subscription in list(subscribers):
-                await subscription.close()
+    def unknown_version(self) -> None:
+        pass
 
-    def ready(self) -> bool:
-        return self._running
 
-    async def publish(
-        self, topic: str, key: str, payload: bytes, headers: Mapping[str, str] | None = None
-    ) -> None:
-        if not self._running:
-            raise RuntimeError("bus is not running")
-        message = BusMessage(topic, key, payload, MappingProxyType(dict(headers or {})))
-        for subscription in tuple(self._subscribers.get(topic, ())):
-            await subscription.deliver(message)
+class Sequencer:
+    """Stamps the envelope headers of one publishing process."""
 
-    def subscribe(self, topic: str) -> Subscription:
-        subscription = _QueueSubscription(self, topic, self._queue_size)
-        self._subscribers.setdefault(topic, set()).add(subscription)
-        return subscription
+    def __init__(self, producer_id: str) -> None:
+        self.producer_id = producer_id
+        self._next: OrderedDict[tuple[str, str], int] = OrderedDict()
 
-    def _unsubscribe(self, subscription: _QueueSubscription) -> None:
-        subscribers = self._subscribers.get(subscription.topic)
-        if subscribers is not None:
-            subscribers.discard(subscription)
-            if not subscribers:
-                del self._subscribers[subscription.topic]
+    def stamp(self, topic: str, key: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+        slot = (topic, key)
+        number = self._next.pop(slot, 0)
+        self._next[slot] = number + 1
+        if len(self._next) > _TRACKED_KEYS:
+            self._next.popitem(last=False)
+        stamped = dict(headers or {})
+        stamped[ENVELOPE_HEADER] = f"{SCHEMA_VERSION}:{number}:{self.producer_id}"
+        return stamped
+
+
+class SequenceChecker:
+    """Checks one subscription's envelopes: per (producer, key) the numbers must count up by one.
+
+    A gap counts the missing messages; a number at or below the last one seen is a redelivery (Kafka
+    after a consumer-group rebalance) and is reported so the caller can skip it. Messages of an unknown
+    schema version are refused."""
+
+    def __init__(self, observer: BusObserver) -> None:
+        self._observer = observer
+        self._last: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.gaps = 0
+        self.redelivered = 0
+
+    def accept(self, message: BusMessage) -> bool:
+        """True if the message should be handled; False for an unknown version or a redelivery."""
+        version, _, rest = message.headers.get(ENVELOPE_HEADER, "").partition(":")
+        sequence, _, producer = rest.partition(":")
+        if version != SCHEMA_VERSION or not sequence.isdigit():
+            self._observer.unknown_version()
+            return False
+        number = int(sequence)
+        slot = (producer, message.key)
+        last = self._last.pop(slot, None)
+        if last is not None and number <= last:
+            self._last[slot] = last
+            self.redelivered += 1
+            return False
+        self._last[slot] = number
+        if len(self._last) > _TRACKED_KEYS:
+            self._last.popitem(last=False)
+        if last is not None and number > last + 1:
+            self.gaps += number - last - 1
+            self._observer.sequence_gap(number - last - 1)
+        return True

@@ -7,7 +7,10 @@ partition per session). Two kinds share each topic, told apart by the `kind` hea
   16 kHz, 20 ms (640 bytes); audio the pipeline returns carries its rate in the `sample_rate` header.
 * `event`: the payload is one JSON object with a `type`.
 
-Engine → pipeline (`INPUT_TOPIC`):
+Engine → pipeline (`INPUT_TOPIC`, one topic for all gateways). Every message carries the `reply-to`
+header, the gateway's own reply topic (`reply_topic(instance_id)`), and the turn events `input.commit` and
+`response.create` carry the session's settings in `session`: a worker that takes a session over after a
+rebalance, without having seen `session.open`, has all it needs to answer the next turn.
 
 | type | fields | meaning |
 |---|---|---|
@@ -21,7 +24,7 @@ Engine → pipeline (`INPUT_TOPIC`):
 | `response.cancel` | `response_id` | stop it, then answer `response.done` `cancelled` |
 | `session.close` | | forget the session |
 
-Pipeline → engine (`OUTPUT_TOPIC`):
+Pipeline → engine (the `reply-to` topic of the session's gateway):
 
 | type | fields |
 |---|---|
@@ -32,27 +35,40 @@ Pipeline → engine (`OUTPUT_TOPIC`):
 | (audio) | headers `response_id`, `sample_rate`, `seq` |
 | `response.started` | `response_id`: a reply nobody asked for (a timer, a reminder); its text, audio |
 |  | and `response.done` follow as for any response |
+| `response.alive` | `response_id`: the response is still being worked on (every `ALIVE_SECONDS`) |
 | `response.done` | `response_id`, `status` (`completed`/`cancelled`/`failed`), `message` |
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from media_gateway.pipeline.bus import BusMessage
+from media_gateway.pipeline.bus import KIND_HEADER, BusMessage
 
-INPUT_TOPIC = "rt.in"
-OUTPUT_TOPIC = "rt.out"
+INPUT_TOPIC: Final = "rt.in"
+REPLY_TOPIC_PREFIX: Final = "rt.out."
+REPLY_TO_HEADER: Final = "reply-to"
+TURN_EVENTS: Final = frozenset({"input.commit", "response.create"})
+# A worker says a response is alive this often; a gateway that hears nothing of it for
+# `pipeline_idle_timeout_seconds` (several periods) fails it.
+ALIVE_SECONDS: Final = 1.0
+
+
+def reply_topic(instance_id: str) -> str:
+    """The topic a gateway instance receives its sessions' replies on (Kafka topic names allow
+    letters, digits and . _ -; an instance id may hold : @ [ ] too)."""
+    return REPLY_TOPIC_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "_", instance_id)
+
 
 PIPELINE_SAMPLE_RATE = 16_000
 FRAME_MS = 20
 FRAME_SAMPLES = PIPELINE_SAMPLE_RATE * FRAME_MS // 1000  # 320
 FRAME_BYTES = FRAME_SAMPLES * 2  # 640
 
-KIND_HEADER = "kind"
 KIND_AUDIO = "audio"
 KIND_EVENT = "event"
 

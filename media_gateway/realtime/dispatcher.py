@@ -1,6 +1,6 @@
 """Routes the pipeline's output messages to the sessions they belong to.
 
-One subscription to `OUTPUT_TOPIC` per gateway process, not one per session: each message is decoded
+One subscription to this gateway instance's reply topic, not one per session: each message is decoded
 once and handed to its session's inbox by key, so the cost of a message does not grow with the number
 of sessions. The dispatcher never waits on a session: a session that cannot keep up is handled by its
 own bounded inbox (below), not by stalling every other session's messages.
@@ -14,7 +14,7 @@ from collections import deque
 
 from media_gateway.observability.logging import get_logger
 from media_gateway.pipeline.bus import Bus
-from media_gateway.pipeline.messages import OUTPUT_TOPIC, PipelineAudio, PipelineEvent, decode
+from media_gateway.pipeline.messages import PipelineAudio, PipelineEvent, decode
 
 log = get_logger(__name__)
 
@@ -89,8 +89,9 @@ class SessionInbox:
 
 
 class OutputDispatcher:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, topic: str) -> None:
         self._bus = bus
+        self.topic = topic
         self._inboxes: dict[str, SessionInbox] = {}
         self._task: asyncio.Task[None] | None = None
         self.undeliverable = 0
@@ -105,13 +106,13 @@ class OutputDispatcher:
         return len(self._inboxes)
 
     async def start(self) -> None:
-        subscription = self._bus.subscribe(OUTPUT_TOPIC)
+        subscription = await self._bus.subscribe(self.topic)
 
         async def run() -> None:
             try:
                 async for message in subscription:
                     inbox = self._inboxes.get(message.key)
-                    if inbox is None:
+                    if inbox is None:  # a session that ended; on a shared topic, another gateway's
                         self.undeliverable += 1
                         continue
                     try:

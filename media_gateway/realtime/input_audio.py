@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from media_gateway.codecs import AudioFormatError, InputAudioDecoder
-from media_gateway.pipeline.bus import Bus
-from media_gateway.pipeline.messages import FRAME_MS, INPUT_TOPIC, audio_headers, event_payload
+from media_gateway.pipeline.messages import FRAME_MS
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
+from media_gateway.realtime.pipeline_channel import PipelineChannel
 from media_gateway.speech.vad import SpeechStarted, SpeechStopped, TurnDetector, VadModel, semantic_silence_ms
 
 TurnEvent = SpeechStarted | SpeechStopped
@@ -79,15 +79,13 @@ class TurnDetection:
 class InputAudio:
     def __init__(
         self,
-        session_id: str,
-        bus: Bus,
+        channel: PipelineChannel,
         *,
         input_format: Mapping[str, Any],
         turn_detection: TurnDetection | None,
         vad_model: VadModel,
     ) -> None:
-        self._session_id = session_id
-        self._bus = bus
+        self._channel = channel
         self._vad_model = vad_model
         self._decoder = InputAudioDecoder(input_format)
         self._format = dict(input_format)
@@ -187,7 +185,7 @@ class InputAudio:
 
     async def _publish(self, frame: bytes) -> None:
         self._seq += 1
-        await self._bus.publish(INPUT_TOPIC, self._session_id, frame, audio_headers(seq=str(self._seq)))
+        await self._channel.audio(frame, seq=str(self._seq))
 
     async def commit(self, item_id: str) -> None:
         """Everything in the buffer since the last commit/clear becomes utterance `item_id`."""
@@ -196,14 +194,12 @@ class InputAudio:
                 await self._publish(buffered)
             self._unspoken.clear()
             self._prefix.clear()
-        payload, headers = event_payload("input.commit", item_id=item_id)
-        await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
+        await self._channel.event("input.commit", item_id=item_id)
         self.buffered_ms = 0
         self.speech_item_id = None
 
     async def clear(self) -> None:
-        payload, headers = event_payload("input.clear")
-        await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)
+        await self._channel.event("input.clear")
         self._unspoken.clear()
         self._prefix.clear()
         self.buffered_ms = 0

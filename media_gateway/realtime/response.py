@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.conversation import Conversation, Item, public_item
+from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
 from media_gateway.realtime.playout import AudioSink, DeltaPlayout, ResponsePlayout, SinkPlayout
 
@@ -80,7 +81,10 @@ class ResponseContext:
     lock: asyncio.Lock
     cancel_in_pipeline: Callable[[str], Awaitable[None]]
     sink: AudioSink | None
-    timeout_seconds: float
+    timeout_seconds: float  # the pipeline must finish the response within this
+    # ... and say something of it (text, audio, `response.alive`) at least this often: a worker that died
+    # mid-response is noticed in seconds, not at the end of the whole timeout.
+    idle_timeout_seconds: float = 5.0
 
 
 class Response:
@@ -115,6 +119,7 @@ class Response:
         self.began = False
         self.finished = False
         self.pipeline_finished = False
+        self._last_heard = 0.0
         # Set once the listener has all the audio it will get (delivered, stopped or cleared).
         self.playout_ended = asyncio.Event()
 
@@ -186,11 +191,34 @@ class Response:
         async with self._context.lock:
             await self.finish("completed")
 
+    def heard(self) -> None:
+        """The pipeline said something of this response (its idle timer starts again)."""
+        self._last_heard = asyncio.get_running_loop().time()
+
     async def _watch_pipeline(self) -> None:
-        await asyncio.sleep(self._context.timeout_seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._context.timeout_seconds
+        self._last_heard = loop.time()
+        while True:
+            idle_deadline = self._last_heard + self._context.idle_timeout_seconds
+            now = loop.time()
+            if now >= deadline or now >= idle_deadline:
+                break
+            await asyncio.sleep(min(deadline, idle_deadline) - now)
         async with self._context.lock:
-            if not self.finished and not self.pipeline_finished:
-                await self.fail("pipeline_timeout", "The speech pipeline did not answer in time.")
+            if self.finished or self.pipeline_finished:
+                return
+            if loop.time() >= deadline:
+                code, message = "pipeline_timeout", "The speech pipeline did not answer in time."
+            else:
+                code = "pipeline_unresponsive"
+                message = (
+                    "The speech pipeline stopped answering (no word of the response for "
+                    f"{self._context.idle_timeout_seconds:g} s)."
+                )
+            # The client may not watch response.done's status_details: say it as an error event too.
+            await self._emit(ev.error(RealtimeError(message, code=code, error_type="server_error")))
+            await self.fail(code, message)
 
     # --- ending -------------------------------------------------------------------------------------------
 

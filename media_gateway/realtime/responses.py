@@ -155,13 +155,16 @@ class Responses:
             response_id = message.data.get("response_id")
         if not isinstance(response_id, str):
             return
+        alive = isinstance(message, PipelineEvent) and message.type == "response.alive"
         for waiting in self._waiting:
             if waiting.response.id == response_id:
-                await self._hold(waiting, message)
+                if not alive:  # a response that has not begun has no idle timer yet
+                    await self._hold(waiting, message)
                 return
         response = self.active
         if response is None or response.id != response_id:
             return  # a late message of a response that already ended
+        response.heard()
         if isinstance(message, PipelineAudio):
             await response.audio(message.pcm, message.sample_rate)
         elif message.type == "response.text.delta":

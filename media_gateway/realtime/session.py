@@ -24,13 +24,7 @@ from typing import Any, Protocol
 from media_gateway.observability.logging import get_logger
 from media_gateway.persistence.repositories import Repositories
 from media_gateway.pipeline.bus import Bus
-from media_gateway.pipeline.messages import (
-    INPUT_TOPIC,
-    PipelineAudio,
-    PipelineEvent,
-    SessionSettings,
-    event_payload,
-)
+from media_gateway.pipeline.messages import PipelineAudio, PipelineEvent, SessionSettings
 from media_gateway.policy.engine import PolicyEngine, PolicyUnavailable
 from media_gateway.realtime import handlers
 from media_gateway.realtime import server_events as ev
@@ -39,6 +33,7 @@ from media_gateway.realtime.conversation import Conversation
 from media_gateway.realtime.dispatcher import AUDIO_DROPPED, OutputDispatcher, SessionInbox
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.input_audio import InputAudio, TurnDetection
+from media_gateway.realtime.pipeline_channel import PipelineChannel
 from media_gateway.realtime.playout import AudioSink
 from media_gateway.realtime.response import ResponseContext, ResponseOptions
 from media_gateway.realtime.responses import Responses, response_input
@@ -61,6 +56,7 @@ class EngineOutput(Protocol):
 class EngineLimits:
     max_append_bytes: int = 15 * 1024 * 1024
     response_timeout_seconds: float = 30.0
+    pipeline_idle_timeout_seconds: float = 5.0
     max_session_seconds: float = 3600.0
 
 
@@ -69,6 +65,7 @@ class EngineServices:
     """Shared, process-wide dependencies of every session (built by the composition root)."""
 
     bus: Bus
+    reply_topic: str  # this gateway instance's reply topic (`pipeline.messages.reply_topic`)
     dispatcher: OutputDispatcher
     repositories: Repositories
     policy: PolicyEngine
@@ -105,9 +102,11 @@ class RealtimeSession:
         self.expires_at = expires_at
         self.lock = asyncio.Lock()
         self.conversation = Conversation(session_id, services.repositories.items)
+        self.pipeline = PipelineChannel(
+            services.bus, session_id, reply_to=services.reply_topic, settings=self.pipeline_settings
+        )
         self.input_audio = InputAudio(
-            session_id,
-            services.bus,
+            self.pipeline,
             input_format=self.input_format_of(config),
             turn_detection=self._turn_detection(config),
             vad_model=services.vad_model,
@@ -121,6 +120,7 @@ class RealtimeSession:
                 cancel_in_pipeline=self._cancel_in_pipeline,
                 sink=audio_sink,
                 timeout_seconds=services.limits.response_timeout_seconds,
+                idle_timeout_seconds=services.limits.pipeline_idle_timeout_seconds,
             ),
             publish=self.publish,
             spawn=self.spawn,
@@ -257,8 +257,7 @@ class RealtimeSession:
             await output.close(1001, "server shutting down")
 
     async def publish(self, event_type: str, **fields: Any) -> None:
-        payload, headers = event_payload(event_type, **fields)
-        await self.services.bus.publish(INPUT_TOPIC, self.id, payload, headers)
+        await self.pipeline.event(event_type, **fields)
 
     async def _cancel_in_pipeline(self, response_id: str) -> None:
         await self.publish("response.cancel", response_id=response_id)

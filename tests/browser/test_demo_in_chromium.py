@@ -213,7 +213,7 @@ async def test_demo_page_talks_to_the_gateway_over_webrtc(
     write_wav(wav, source)
 
     gateway = await demo_gateway_factory(webrtc_include_loopback=True)
-    tap = PipelineTap(gateway.app[BUS].subscribe(INPUT_TOPIC))
+    tap = PipelineTap(await gateway.app[BUS].subscribe(INPUT_TOPIC))
     tap_task = asyncio.create_task(tap.run())
     console: list[str] = []
     try:

@@ -1,4 +1,4 @@
-"""InProcessSpeechPipeline over a real InProcessBus with real models: espeak-ng speech in, whisper
+"""SpeechPipeline over a real InProcessBus with real models: espeak-ng speech in, whisper
 transcripts, the minimal responder, flite audio out."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from media_gateway.pipeline.bus import InProcessBus, Subscription
-from media_gateway.pipeline.inprocess import InProcessSpeechPipeline
+from media_gateway.pipeline.bus import Subscription
+from media_gateway.pipeline.inprocess_bus import InProcessBus
 from media_gateway.pipeline.messages import (
     INPUT_TOPIC,
-    OUTPUT_TOPIC,
+    REPLY_TO_HEADER,
     PipelineAudio,
     PipelineEvent,
     SessionSettings,
@@ -25,6 +25,7 @@ from media_gateway.pipeline.messages import (
     decode,
     event_payload,
 )
+from media_gateway.pipeline.speech import SpeechPipeline
 from media_gateway.speech.responder import Responder
 from media_gateway.speech.stt import SpeechRecognizer, Transcript, load_recognizer
 from media_gateway.speech.tts import FliteSynthesizer, SpeechSynthesizer
@@ -34,6 +35,8 @@ NOW = datetime(2026, 3, 3, 15, 5, tzinfo=UTC)
 MAX_CHUNK_BYTES = 16_000 * 2 // 5  # 200 ms at 16 kHz
 
 Output = PipelineEvent | PipelineAudio
+REPLY_TOPIC = "rt.out.test"
+REPLY = {REPLY_TO_HEADER: REPLY_TOPIC}
 
 
 class Harness:
@@ -55,16 +58,14 @@ class Harness:
 
     async def send(self, session_id: str, event_type: str, **fields: Any) -> None:
         payload, headers = event_payload(event_type, **fields)
-        await self.bus.publish(INPUT_TOPIC, session_id, payload, headers)
+        await self.bus.publish(INPUT_TOPIC, session_id, payload, {**headers, **REPLY})
 
     async def open(self, session_id: str, **settings: Any) -> None:
         await self.send(session_id, "session.open", **SessionSettings(**settings).as_fields())
 
     async def speak(self, session_id: str, pcm: bytes) -> None:
-        for seq, frame in enumerate(frames(pcm)):
-            await self.bus.publish(INPUT_TOPIC, session_id, frame, audio_headers(seq=str(seq)))
-            if seq % 50 == 0:
-                await asyncio.sleep(0)  # let the pipeline drain its queue, as a live source would
+        for seq, frame in enumerate(frames(pcm)):  # as fast as the bus takes them, production queue size
+            await self.bus.publish(INPUT_TOPIC, session_id, frame, {**audio_headers(seq=str(seq)), **REPLY})
 
     async def until(self, done: Callable[[Output], bool], limit: float = 30.0) -> list[Output]:
         """Collect output until (and including) the first message `done` accepts."""
@@ -120,10 +121,10 @@ def audio(messages: list[Output], session_id: str | None = None) -> list[Pipelin
 async def running(
     recognizer: SpeechRecognizer | None = None, synthesizer: SpeechSynthesizer | None = None
 ) -> AsyncIterator[Harness]:
-    bus = InProcessBus(queue_size=5000)
+    bus = InProcessBus()
     await bus.start()
-    output = bus.subscribe(OUTPUT_TOPIC)
-    pipeline = InProcessSpeechPipeline(
+    output = await bus.subscribe(REPLY_TOPIC)
+    pipeline = SpeechPipeline(
         bus,
         recognizer=recognizer or load_recognizer(),
         synthesizer=synthesizer or FliteSynthesizer(),
@@ -253,10 +254,10 @@ async def test_two_sessions_concurrently() -> None:
         await harness.open("a")
         await harness.open("b", output_modalities=("text",))
         for frame_a, frame_b in zip(frames(first), frames(second), strict=False):
-            await harness.bus.publish(INPUT_TOPIC, "a", frame_a, audio_headers())
-            await harness.bus.publish(INPUT_TOPIC, "b", frame_b, audio_headers())
+            await harness.bus.publish(INPUT_TOPIC, "a", frame_a, {**audio_headers(), **REPLY})
+            await harness.bus.publish(INPUT_TOPIC, "b", frame_b, {**audio_headers(), **REPLY})
         for frame in frames(second)[len(frames(first)) :]:
-            await harness.bus.publish(INPUT_TOPIC, "b", frame, audio_headers())
+            await harness.bus.publish(INPUT_TOPIC, "b", frame, {**audio_headers(), **REPLY})
         for sid in ("a", "b"):
             await harness.send(sid, "input.commit", item_id=f"item_{sid}")
             await harness.send(sid, "response.create", response_id=f"resp_{sid}", input_item_id=f"item_{sid}")
@@ -327,10 +328,24 @@ async def test_failures_and_clear() -> None:
 
 
 async def test_unknown_and_closed_sessions_are_ignored() -> None:
+    """A message that says nowhere to reply, and a late message of a closed session, get no answer."""
     async with running() as harness:
-        await harness.send("ghost", "response.create", response_id="r", input_text="hello")
+        payload, headers = event_payload("response.create", response_id="r", input_text="hello")
+        await harness.bus.publish(INPUT_TOPIC, "ghost", payload, headers)
         await harness.open("s1")
         await harness.send("s1", "session.close")
         await harness.send("s1", "response.create", response_id="r", input_text="hello")
-        await harness.bus.publish(INPUT_TOPIC, "s1", b"not json", {"kind": "event"})
+        await harness.bus.publish(INPUT_TOPIC, "s1", b"not json", {"kind": "event", **REPLY})
         assert await harness.quiet(0.3) == []
+
+
+async def test_a_session_this_worker_never_saw_opened_is_answered() -> None:
+    """After a rebalance the new owner of a session's partition sees its next turn without the
+    session.open before it: the turn events carry the settings, every message the reply topic."""
+    async with running() as harness:
+        settings = SessionSettings(output_modalities=("text",)).as_fields()
+        await harness.send("moved", "response.create", response_id="r", input_text="hello", session=settings)
+        out = await harness.until(is_done("r"))
+        assert final(out)["status"] == "completed"
+        assert events(out, "response.text.delta", "moved")
+        assert not audio(out)  # the carried settings were applied: text only

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from media_gateway.app_keys import BUS, SESSIONS
-from media_gateway.pipeline.messages import OUTPUT_TOPIC, audio_headers, event_payload
+from media_gateway.app_keys import BUS, ENGINE, SESSIONS
+from media_gateway.pipeline.messages import audio_headers, event_payload
 from media_gateway.speech.responder import spoken_time
 from tests.conftest import Gateway, GatewayFactory
 from tests.http.test_client_secrets import mint
@@ -162,16 +162,17 @@ async def test_a_session_closed_mid_response_stores_its_item_incomplete(
 async def pipeline_says(gateway: Gateway, session_id: str, response_id: str, text: str) -> None:
     """What a pipeline publishes when it speaks unprompted (an OVOS timer going off, a reminder)."""
     bus = gateway.app[BUS]
+    topic = gateway.app[ENGINE].reply_topic
     for event_type, fields in (
         ("response.started", {}),
         ("response.text.delta", {"delta": text}),
     ):
         payload, headers = event_payload(event_type, response_id=response_id, **fields)
-        await bus.publish(OUTPUT_TOPIC, session_id, payload, headers)
+        await bus.publish(topic, session_id, payload, headers)
     tone = (np.sin(np.arange(16_000) * 2 * np.pi * 440 / 16_000) * 8000).astype(np.int16).tobytes()
-    await bus.publish(OUTPUT_TOPIC, session_id, tone, audio_headers(response_id=response_id, seq="0"))
+    await bus.publish(topic, session_id, tone, audio_headers(response_id=response_id, seq="0"))
     payload, headers = event_payload("response.done", response_id=response_id, status="completed", message="")
-    await bus.publish(OUTPUT_TOPIC, session_id, payload, headers)
+    await bus.publish(topic, session_id, payload, headers)
 
 
 async def test_a_reply_nobody_asked_for_arrives_as_a_whole_response(gateway: Gateway) -> None:

@@ -70,25 +70,28 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: asyncio.subprocess.Process | None = None
+    command: str = "serve"
+    port_setting: str = "MEDIA_GATEWAY_PORT"
+    wait_path: str = "/health"  # started once this answers 200
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, startup_seconds: float = 60) -> float:
-        """Start and wait until `GET /health` answers 200; returns the monotonic time it first did."""
-        env = {**self.env, "MEDIA_GATEWAY_HOST": "127.0.0.1", "MEDIA_GATEWAY_PORT": str(self.port)}
+        """Start and wait until `wait_path` answers 200; returns the monotonic time it first did."""
+        env = {**self.env, "MEDIA_GATEWAY_HOST": "127.0.0.1", self.port_setting: str(self.port)}
         if self.log_path is None:
-            self.log_path = self.cwd / f"gateway-{self.port}.log"
+            self.log_path = self.cwd / f"{self.command}-{self.port}.log"
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
-                *COMMAND, "serve", env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
+                *COMMAND, self.command, env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + startup_seconds
         async with aiohttp.ClientSession() as http:
             while True:
                 try:
-                    health = f"{self.base_url}/health"
+                    health = f"{self.base_url}{self.wait_path}"
                     async with http.get(health, timeout=aiohttp.ClientTimeout(total=1)) as response:
                         if response.status == 200:
                             return time.monotonic()
@@ -96,7 +99,7 @@ class GatewayProcess:
                     pass
                 if self.process.returncode is not None or time.monotonic() > deadline:
                     await self.kill()
-                    pytest.fail(f"gateway did not start:\n{self.log()}")
+                    pytest.fail(f"{self.command} did not start:\n{self.log()}")
                 await asyncio.sleep(0.05)
 
     async def kill(self) -> None:
@@ -127,3 +130,10 @@ class GatewayProcess:
             if f'"event": "{event}"' in line:
                 found.append(json.loads(line))
         return found
+
+
+def worker_process(env: dict[str, str], cwd: Path) -> GatewayProcess:
+    """`media-gateway worker`, started once its /ready answers 200 (models loaded, in its group)."""
+    return GatewayProcess(
+        env, cwd, command="worker", port_setting="MEDIA_GATEWAY_WORKER_PORT", wait_path="/ready"
+    )

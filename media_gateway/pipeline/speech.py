@@ -1,8 +1,12 @@
-"""The in-process speech pipeline worker: the pipeline side of the bus contract in `pipeline.messages`.
+"""The speech pipeline: the pipeline side of the bus contract in `pipeline.messages`.
 
-It consumes `INPUT_TOPIC` and publishes to `OUTPUT_TOPIC`. Per session (created on `session.open`, dropped on
-`session.close`; messages for unknown sessions are dropped):
+It runs inside the gateway on the embedded default and inside `media-gateway worker` processes over
+Kafka; either way it consumes `INPUT_TOPIC` as a member of the `workers` group and answers on each
+session's `reply-to` topic. Per session:
 
+* state is created by the first message that names a reply topic (`session.open`, or any message of a
+  session this worker takes over after a rebalance), dropped on `session.close`, and forgotten after
+  `session_ttl_seconds` without a message (its gateway went away without closing it);
 * audio frames accumulate into the next utterance; `input.clear` drops them;
 * `input.commit{item_id}` transcribes them in the thread pool and publishes `transcription.completed` (or
   `.failed`). The utterance is always transcribed (a response may need it); the transcription events are
@@ -10,8 +14,8 @@ It consumes `INPUT_TOPIC` and publishes to `OUTPUT_TOPIC`. Per session (created 
   order;
 * `response.create` waits for its item's transcript (or takes `input_text`), asks the responder, then per
   sentence publishes `response.text.delta` and, unless the modalities are text only, that sentence's audio in
-  chunks of at most `chunk_ms`, then `response.done{status: completed}`. A session's responses run one at a
-  time;
+  chunks of at most `chunk_ms`, then `response.done{status: completed}`. Until then `response.alive` goes
+  out every `ALIVE_SECONDS`. A session's responses run one at a time;
 * `response.cancel` stops the response at once (synthesis in flight is abandoned, not awaited) and publishes
   `response.done{status: cancelled}`; a failure publishes `response.done{status: failed, message}`.
 
@@ -34,9 +38,10 @@ from typing import Any, Final, TypeVar
 from media_gateway.observability.logging import get_logger
 from media_gateway.pipeline.bus import Bus, Subscription
 from media_gateway.pipeline.messages import (
+    ALIVE_SECONDS,
     INPUT_TOPIC,
-    OUTPUT_TOPIC,
     PIPELINE_SAMPLE_RATE,
+    REPLY_TO_HEADER,
     PipelineAudio,
     PipelineEvent,
     SessionSettings,
@@ -48,13 +53,16 @@ from media_gateway.speech.responder import ResponseContext, SpeechResponder
 from media_gateway.speech.stt import SpeechRecognizer, Transcript
 from media_gateway.speech.tts import SpeechSynthesizer, split_sentences
 
-log = get_logger("media_gateway.pipeline.inprocess")
+log = get_logger("media_gateway.pipeline.speech")
 
 T = TypeVar("T")
 
 MAX_UTTERANCE_SECONDS: Final = 300
 _MAX_UTTERANCE_BYTES: Final = MAX_UTTERANCE_SECONDS * PIPELINE_SAMPLE_RATE * 2
 _KEPT_TRANSCRIPTS: Final = 32
+_KEPT_CLOSED: Final = 10_000
+WORKER_GROUP: Final = "workers"
+DEFAULT_SESSION_TTL_SECONDS: Final = 900.0
 
 
 @dataclass
@@ -62,6 +70,8 @@ class _Session:
     session_id: str
     settings: SessionSettings
     timezone: str | None
+    reply_to: str
+    last_seen: float = 0.0
     audio: bytearray = field(default_factory=bytearray)
     transcripts: OrderedDict[str, asyncio.Future[Transcript]] = field(default_factory=OrderedDict)
     last_transcription: asyncio.Task[None] | None = None
@@ -70,7 +80,7 @@ class _Session:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-class InProcessSpeechPipeline:
+class SpeechPipeline:
     def __init__(
         self,
         bus: Bus,
@@ -80,6 +90,8 @@ class InProcessSpeechPipeline:
         responder: SpeechResponder,
         executor: Executor | None = None,
         chunk_ms: int = 200,
+        session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
+        group: str = WORKER_GROUP,
     ) -> None:
         if not 10 <= chunk_ms <= 200:
             raise ValueError("chunk_ms must be within 10..200")
@@ -90,9 +102,14 @@ class InProcessSpeechPipeline:
         self._executor = executor
         self._owns_executor = executor is None
         self._chunk_ms = chunk_ms
+        self._session_ttl = session_ttl_seconds
+        self._group = group
         self._sessions: dict[str, _Session] = {}
         self._subscription: Subscription | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        # Sessions closed lately: a late message of one must not bring it back.
+        self._closed: OrderedDict[str, None] = OrderedDict()
 
     @property
     def sessions(self) -> int:
@@ -105,18 +122,20 @@ class InProcessSpeechPipeline:
             self._executor = ThreadPoolExecutor(
                 max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="speech"
             )
-        self._subscription = self._bus.subscribe(INPUT_TOPIC)
+        self._subscription = await self._bus.subscribe(INPUT_TOPIC, group=self._group)
         self._dispatcher = asyncio.create_task(self._dispatch(self._subscription), name="speech-pipeline")
+        self._sweeper = asyncio.create_task(self._sweep(), name="speech-pipeline-ttl")
 
     async def stop(self) -> None:
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-            self._dispatcher = None
+        for task in (self._dispatcher, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._dispatcher = self._sweeper = None
         for session_id in list(self._sessions):
             await self._close_session(session_id)
         if self._owns_executor and self._executor is not None:
@@ -133,17 +152,46 @@ class InProcessSpeechPipeline:
                 log.warning("pipeline_bad_message", session_id=message.key, error=str(exc))
                 continue
             try:
+                session = self._session_of(decoded, message.headers.get(REPLY_TO_HEADER))
+                if session is None:
+                    continue
                 if isinstance(decoded, PipelineAudio):
-                    self._on_audio(decoded)
+                    self._on_audio(session, decoded)
                 else:
-                    await self._on_event(decoded)
+                    await self._on_event(session, decoded)
             except Exception:
                 log.exception("pipeline_message_failed", session_id=message.key)
 
-    def _on_audio(self, audio: PipelineAudio) -> None:
-        session = self._sessions.get(audio.session_id)
+    def _session_of(self, message: PipelineAudio | PipelineEvent, reply_to: str | None) -> _Session | None:
+        """The message's session: known, or new when the message says where replies go."""
+        session = self._sessions.get(message.session_id)
+        kind = message.type if isinstance(message, PipelineEvent) else "audio"
+        if kind == "session.open":  # a session reopened (a reconnect with its client secret)
+            self._closed.pop(message.session_id, None)
+        adoptable = kind != "session.close" and message.session_id not in self._closed
+        if session is None and reply_to and adoptable:
+            session = _Session(message.session_id, SessionSettings(), None, reply_to)
+            self._sessions[message.session_id] = session
         if session is None:
-            return
+            log.debug("pipeline_unknown_session", session_id=message.session_id)
+            return None
+        if reply_to:
+            session.reply_to = reply_to
+        session.last_seen = asyncio.get_running_loop().time()
+        return session
+
+    async def _sweep(self) -> None:
+        """Forget sessions nobody sent anything for `session_ttl_seconds` and that have no work running."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.05, self._session_ttl / 4))
+            cutoff = loop.time() - self._session_ttl
+            for session_id, session in list(self._sessions.items()):
+                if session.last_seen < cutoff and not session.tasks:
+                    log.info("pipeline_session_expired", session_id=session_id)
+                    await self._close_session(session_id)
+
+    def _on_audio(self, session: _Session, audio: PipelineAudio) -> None:
         if audio.sample_rate != PIPELINE_SAMPLE_RATE:
             log.warning("pipeline_audio_rate", session_id=audio.session_id, sample_rate=audio.sample_rate)
             return
@@ -151,26 +199,17 @@ class InProcessSpeechPipeline:
         if len(session.audio) > _MAX_UTTERANCE_BYTES:
             del session.audio[: len(session.audio) - _MAX_UTTERANCE_BYTES]
 
-    async def _on_event(self, event: PipelineEvent) -> None:
+    async def _on_event(self, session: _Session, event: PipelineEvent) -> None:
         session_id, data = event.session_id, event.data
         if event.type in ("session.open", "session.update"):
-            settings = SessionSettings.from_fields(data)
-            timezone = data.get("timezone")
-            timezone = str(timezone) if timezone else None
-            session = self._sessions.get(session_id)
-            if session is None:
-                self._sessions[session_id] = _Session(session_id, settings, timezone)
-            else:
-                session.settings = settings
-                session.timezone = timezone or session.timezone
+            _configure(session, data)
             return
         if event.type == "session.close":
             await self._close_session(session_id)
             return
-        session = self._sessions.get(session_id)
-        if session is None:
-            log.debug("pipeline_unknown_session", session_id=session_id, type=event.type)
-            return
+        carried = data.get("session")
+        if isinstance(carried, Mapping):
+            _configure(session, carried)
         if event.type == "input.commit":
             self._commit(session, str(data.get("item_id", "")))
         elif event.type == "input.clear":
@@ -279,6 +318,30 @@ class InProcessSpeechPipeline:
         audio: bool,
         previous: asyncio.Task[None] | None,
     ) -> None:
+        alive = self._spawn(session, self._keep_alive(session, response_id))
+        try:
+            await self._produce(
+                session, response_id, item_id, input_text, context, audio=audio, previous=previous
+            )
+        finally:
+            alive.cancel()
+
+    async def _keep_alive(self, session: _Session, response_id: str) -> None:
+        while True:
+            await asyncio.sleep(ALIVE_SECONDS)
+            await self._emit(session, "response.alive", response_id=response_id)
+
+    async def _produce(
+        self,
+        session: _Session,
+        response_id: str,
+        item_id: Any,
+        input_text: Any,
+        context: ResponseContext,
+        *,
+        audio: bool,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         try:
@@ -317,7 +380,9 @@ class InProcessSpeechPipeline:
         step = rate * self._chunk_ms // 1000 * 2
         for offset in range(0, len(pcm), step):
             headers = audio_headers(sample_rate=rate, response_id=response_id, seq=str(seq))
-            await self._bus.publish(OUTPUT_TOPIC, session.session_id, pcm[offset : offset + step], headers)
+            await self._bus.publish(
+                session.reply_to, session.session_id, pcm[offset : offset + step], headers
+            )
             seq += 1
         return seq
 
@@ -328,7 +393,7 @@ class InProcessSpeechPipeline:
 
     async def _emit(self, session: _Session, event_type: str, **fields: Any) -> None:
         payload, headers = event_payload(event_type, **fields)
-        await self._bus.publish(OUTPUT_TOPIC, session.session_id, payload, headers)
+        await self._bus.publish(session.reply_to, session.session_id, payload, headers)
 
     def _spawn(self, session: _Session, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -338,6 +403,9 @@ class InProcessSpeechPipeline:
         return task
 
     async def _close_session(self, session_id: str) -> None:
+        self._closed[session_id] = None
+        if len(self._closed) > _KEPT_CLOSED:
+            self._closed.popitem(last=False)
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
@@ -348,6 +416,12 @@ class InProcessSpeechPipeline:
             future.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+def _configure(session: _Session, data: Mapping[str, Any]) -> None:
+    session.settings = SessionSettings.from_fields(data)
+    timezone = data.get("timezone")
+    session.timezone = str(timezone) if timezone else session.timezone
 
 
 class TranscriptionFailed(RuntimeError):

@@ -1,0 +1,119 @@
+"""Composition root of `media-gateway worker`: the speech pipeline on the Kafka bus, and its own small
+HTTP surface (/health, /ready, /metrics) for the orchestrator and Prometheus.
+
+A worker is a member of the `workers` consumer group on the input topic: each session's messages
+reach the one worker that owns its partition, and more workers share the partitions (up to
+`kafka_input_partitions` of them). Models load once per process, before the worker joins the group;
+STT and TTS run in the pipeline's thread pool, sized to the cores. Start-up order:
+
+    metrics → bus (and the input topic) → models → pipeline (joins the group)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import Gauge
+
+from media_gateway.observability.metrics import Metrics
+from media_gateway.pipeline.bus import Bus
+from media_gateway.pipeline.factory import create_bus
+from media_gateway.pipeline.messages import INPUT_TOPIC
+from media_gateway.pipeline.speech import SpeechPipeline
+from media_gateway.settings import Settings
+from media_gateway.speech.responder import Responder
+from media_gateway.speech.stt import load_recognizer
+from media_gateway.speech.tts import FliteSynthesizer
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("worker_settings", Settings)
+METRICS: web.AppKey[Metrics] = web.AppKey("worker_metrics", Metrics)
+BUS: web.AppKey[Bus] = web.AppKey("worker_bus")
+PIPELINE: web.AppKey[SpeechPipeline] = web.AppKey("worker_pipeline", SpeechPipeline)
+
+
+def worker_client_id() -> str:
+    """Names this process to the broker and in its messages' envelopes (unique per process)."""
+    return f"worker-{socket.gethostname()}-{os.getpid()}"
+
+
+def build_worker_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
+    if settings.bus != "kafka":
+        raise ValueError(
+            "media-gateway worker needs MEDIA_GATEWAY_BUS=kafka (the embedded gateway has its own)"
+        )
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics.create()
+    app.cleanup_ctx.append(_bus_context)
+    app.cleanup_ctx.append(_pipeline_context)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _bus_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    bus = create_bus(settings, app[METRICS].bus, client_id=worker_client_id())
+    await bus.start()
+    try:
+        await bus.create_topics({INPUT_TOPIC: settings.kafka_input_partitions})
+    except BaseException:
+        await bus.stop()
+        raise
+    app[BUS] = bus
+    try:
+        yield
+    finally:
+        await bus.stop()
+
+
+async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    recognizer = await asyncio.to_thread(load_recognizer)
+    pipeline = SpeechPipeline(
+        app[BUS],
+        recognizer=recognizer,
+        synthesizer=FliteSynthesizer(),
+        responder=Responder(),
+        session_ttl_seconds=settings.worker_session_ttl_seconds,
+    )
+    live = Gauge(
+        "gateway_worker_sessions",
+        "Sessions this worker holds state for (those of the partitions it owns).",
+        registry=app[METRICS].registry,
+    )
+    live.set_function(lambda: pipeline.sessions)
+    await pipeline.start()
+    app[PIPELINE] = pipeline
+    try:
+        yield
+    finally:
+        await pipeline.stop()
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Ready once the models are loaded and the worker is in its group, while Kafka answers."""
+    bus = request.app.get(BUS)
+    checks = {
+        "kafka": "ok" if bus is not None and bus.ready() else "unavailable",
+        "pipeline": "ok" if PIPELINE in request.app else "starting",
+    }
+    not_ready = sorted(name for name, state in checks.items() if state != "ok")
+    body = {"status": "ready" if not not_ready else "not_ready", "checks": checks, "not_ready": not_ready}
+    return web.json_response(body, status=200 if not not_ready else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    payload, content_type = request.app[METRICS].render()
+    response = web.Response(body=payload)
+    response.headers["Content-Type"] = content_type
+    return response
