@@ -6,10 +6,12 @@ own (the tests' fixture, jars from `scripts/install-kafka.sh`) unless `--bootstr
 
 * Load: N sessions, each publishing a 20 ms frame (640 bytes) every 20 ms on absolute deadlines, from
   one ticker, with the production bus settings. Every frame carries its publish time.
-* CPU per frame: this process's CPU time (`time.process_time`) over the window, less that of the same
-  paced loop publishing to a bus that does nothing (the baseline, measured in the same run), per frame.
-  On Kafka the consumer is another process (an echo worker, below), so the figure is the gateway's
-  producer cost (buffer, sender task, aiokafka's batching); in-process it is publish and delivery.
+* CPU per frame: this process's CPU time (`time.process_time`) over a window in which it only publishes
+  (the worker answers nothing), less that of the same paced loop publishing to a bus that does nothing
+  (the baseline, measured in the same run), per frame. On Kafka the consumer is another process (an echo
+  worker, below), so the figure is the gateway's producer cost (buffer, sender task, aiokafka's
+  batching); in-process it is publish and delivery. The same figure with the reply consumer running (the
+  latency window) follows it: on Kafka a consumer polls every 5 ms whether or not replies come.
 * Latency: an echo worker (`--echo-worker`, its own process on Kafka; a task here on the in-process
   bus) records publish → receive for every frame and answers every 10th frame of each session (5
   replies/s, as 200 ms TTS chunks) on the session's reply topic; this process records worker reply →
@@ -103,13 +105,13 @@ async def paced_load(bus: Bus | NullBus, sessions: int, seconds: float) -> int:
     return tick * sessions
 
 
-async def echo(bus: Bus, received: list[tuple[int, float]]) -> None:
+async def echo(bus: Bus, received: list[tuple[int, float]], replies: bool = True) -> None:
     """The echo worker's loop: note each frame's (publish time, publish → receive ms), answer every 10th."""
     subscription = await bus.subscribe(INPUT_TOPIC, group="workers")
     async for message in subscription:
         sent = int(message.headers["t"])
         received.append((sent, (time.time_ns() - sent) / 1e6))
-        if int(message.headers["seq"]) % REPLY_EVERY == 0:
+        if replies and int(message.headers["seq"]) % REPLY_EVERY == 0:
             headers = audio_headers(
                 response_id="resp_bench", seq="0", t=str(sent), t_reply=str(time.time_ns())
             )
@@ -132,13 +134,13 @@ def kafka_config(bootstrap: str, prefix: str, client_id: str) -> KafkaConfig:
     )
 
 
-async def run_worker(bootstrap: str, prefix: str, result_file: str) -> None:
+async def run_worker(bootstrap: str, prefix: str, result_file: str, replies: bool) -> None:
     """`--echo-worker`: the Kafka side of the echo, until SIGTERM; then its latencies to `result_file`."""
     configure_logging("warning", "json", sys.stderr)  # stdout says "ready", nothing else
     bus = KafkaBus(kafka_config(bootstrap, prefix, f"bench-worker-{os.getpid()}"))
     await bus.start()
     received: list[tuple[int, float]] = []
-    task = asyncio.create_task(echo(bus, received))
+    task = asyncio.create_task(echo(bus, received, replies))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
@@ -155,8 +157,9 @@ class Measured:
     latencies: Latencies
 
 
-async def measure(kind: str, sessions: int, plan: Plan, bootstrap: str) -> Measured:
-    """One window of the paced load on `kind` ("null", "inprocess", "kafka")."""
+async def measure(kind: str, sessions: int, plan: Plan, bootstrap: str, *, replies: bool = True) -> Measured:
+    """One window of the paced load on `kind` ("null", "inprocess", "kafka"). Without `replies` the
+    worker answers nothing and this process subscribes to nothing: its CPU is the producer's alone."""
     latencies = Latencies()
     async with AsyncExitStack() as stack:
         bus: Bus | NullBus
@@ -167,8 +170,11 @@ async def measure(kind: str, sessions: int, plan: Plan, bootstrap: str) -> Measu
             await bus.start()
             stack.push_async_callback(bus.stop)
             ready = asyncio.Event()
-            stack.callback(asyncio.create_task(collect_replies(bus, latencies, ready)).cancel)
-            stack.callback(asyncio.create_task(echo(bus, latencies.to_worker)).cancel)
+            if replies:
+                stack.callback(asyncio.create_task(collect_replies(bus, latencies, ready)).cancel)
+            else:
+                ready.set()
+            stack.callback(asyncio.create_task(echo(bus, latencies.to_worker, replies)).cancel)
             await ready.wait()
             await asyncio.sleep(0)  # let the echo subscribe
         else:
@@ -190,6 +196,7 @@ async def measure(kind: str, sessions: int, plan: Plan, bootstrap: str) -> Measu
                     prefix,
                     "--result",
                     result.name,
+                    *([] if replies else ["--no-replies"]),
                 ],
                 stdout=subprocess.PIPE,
             )
@@ -198,8 +205,9 @@ async def measure(kind: str, sessions: int, plan: Plan, bootstrap: str) -> Measu
             if line.strip() != b"ready":
                 raise RuntimeError("the echo worker did not start")
             ready = asyncio.Event()
-            stack.callback(asyncio.create_task(collect_replies(bus, latencies, ready)).cancel)
-            await ready.wait()
+            if replies:
+                stack.callback(asyncio.create_task(collect_replies(bus, latencies, ready)).cancel)
+                await ready.wait()
         await paced_load(bus, sessions, plan.warmup_s)
         latencies.to_client_ms.clear()
         latencies.round_trip_ms.clear()
@@ -233,12 +241,15 @@ async def bus_figures(plan: Plan, bootstrap: str) -> None:
         )
         rtt: dict[str, float] = {}
         for kind in ("inprocess", "kafka"):
+            alone = await measure(kind, sessions, plan, bootstrap, replies=False)
             result = await measure(kind, sessions, plan, bootstrap)
-            cost = result.cpu_us_per_frame - baseline.cpu_us_per_frame
+            cost = alone.cpu_us_per_frame - baseline.cpu_us_per_frame
+            with_replies = result.cpu_us_per_frame - baseline.cpu_us_per_frame
             lat = result.latencies
             print(
                 f"  {kind:9} CPU {cost:6.1f} µs/frame over the baseline ("
-                f"{result.cpu_us_per_frame / max(baseline.cpu_us_per_frame, 1e-9):.2f}x it)"
+                f"{alone.cpu_us_per_frame / max(baseline.cpu_us_per_frame, 1e-9):.2f}x it); "
+                f"{with_replies:.1f} with the reply consumer"
             )
             print(
                 f"  {kind:9} publish -> worker  {percentiles(lat.to_worker_ms)}  "
@@ -299,9 +310,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--echo-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--no-replies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_worker:
-        asyncio.run(run_worker(args.bootstrap, args.prefix, args.result))
+        asyncio.run(run_worker(args.bootstrap, args.prefix, args.result, not args.no_replies))
         return
     plan = SMOKE if args.smoke else FULL
     if args.sessions:

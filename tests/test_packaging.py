@@ -1,6 +1,6 @@
 """A plain `pip install` of the package, no extras, into a fresh virtualenv runs every command the README,
-the Makefile and the Dockerfile use: `--help`, `migrate`, `keys create`, and `serve` until /health and /ready
-answer, then a clean SIGTERM exit.
+the Makefile and the Dockerfile use: `--help`, `migrate`, `keys create`, `serve` until /health and /ready
+answer, then a clean SIGTERM exit, and `worker` on a real Kafka broker, likewise.
 
 Nothing of the development environment leaks in: the venv is made with `python -m venv` (no system or dev
 site-packages), the commands run from an empty directory (no `.env`) with a temporary HOME and XDG
@@ -189,8 +189,7 @@ def test_help_of_every_command(installed: Installed, env: dict[str, str], workdi
     assert result.returncode == 0, result.stderr
     listed = re.search(r"\{([a-z,]+)\}", result.stdout)
     commands = listed.group(1).split(",") if listed else re.findall(r"^ {4}(\w+) ", result.stdout, re.M)
-    # `worker` is in the README's plans, not in this release: it is checked once the command lists it.
-    assert {"serve", "migrate", "keys"} <= set(commands)
+    assert {"serve", "worker", "migrate", "keys"} <= set(commands)
     for command in [*([c] for c in commands), ["keys", "create"]]:
         sub = run(installed.gateway, [*command, "--help"], env, workdir)
         assert sub.returncode == 0, f"{command}: {sub.stderr}"
@@ -247,6 +246,45 @@ def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workd
     log = log_path.read_text()
     assert code == 0, log[-4000:]
     assert "gateway.stopped" in log
+
+
+def test_worker_runs_on_kafka(
+    installed: Installed, env: dict[str, str], workdir: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """`media-gateway worker` from the clean install: it loads its models, joins its group on the real
+    broker, answers /health and /ready, and exits 0 on SIGTERM."""
+    port = free_port()
+    worker_env = {
+        **env,
+        "MEDIA_GATEWAY_BUS": "kafka",
+        "MEDIA_GATEWAY_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MEDIA_GATEWAY_KAFKA_TOPIC_PREFIX": kafka_topic_prefix,
+        "MEDIA_GATEWAY_WORKER_PORT": str(port),
+    }
+    log_path = workdir / "worker.log"
+    started = time.monotonic()
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [str(installed.gateway), "worker"],
+            env=worker_env,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}", log_path)
+        TIMINGS["worker until ready"] = time.monotonic() - started
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(STOP_TIMEOUT)
+        TIMINGS["worker: SIGTERM to exit"] = time.monotonic() - stopping
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    log = log_path.read_text()
+    assert code == 0, log[-4000:]
+    assert "worker.stopped" in log
 
 
 def wait_ready(process: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
