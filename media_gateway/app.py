@@ -39,9 +39,8 @@ from media_gateway.observability.metrics import Metrics
 from media_gateway.persistence.database import Database
 from media_gateway.persistence.migrate import require_migrated
 from media_gateway.persistence.repositories import Repositories
-from media_gateway.pipeline.bus import Bus
-from media_gateway.pipeline.factory import create_bus
-from media_gateway.pipeline.messages import INPUT_TOPIC, reply_topic
+from media_gateway.pipeline.factory import running_bus
+from media_gateway.pipeline.messages import INPUT_TOPIC, instance_slug, reply_topic
 from media_gateway.pipeline.speech import SpeechPipeline
 from media_gateway.policy.engine import create_policy_engine
 from media_gateway.realtime.dispatcher import OutputDispatcher
@@ -153,26 +152,17 @@ async def _policy_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _bus_context(app: web.Application) -> AsyncIterator[None]:
-    """The bus, with this instance's reply topic and the input topic created (on Kafka)."""
+    """The bus, with the input topic and this instance's reply topic created (on Kafka)."""
     settings = app[SETTINGS]
     instance_id = app[INSTANCE].id
-    bus: Bus = create_bus(settings, app[METRICS].bus, client_id=f"gateway-{reply_topic(instance_id)[7:]}")
-    await bus.start()
-    try:
-        await bus.create_topics(
-            {
-                INPUT_TOPIC: settings.kafka_input_partitions,
-                reply_topic(instance_id): settings.kafka_reply_partitions,
-            }
-        )
-    except BaseException:
-        await bus.stop()
-        raise
-    app[BUS] = bus
-    try:
+    topics = {
+        INPUT_TOPIC: settings.kafka_input_partitions,
+        reply_topic(instance_id): settings.kafka_reply_partitions,
+    }
+    client_id = f"gateway-{instance_slug(instance_id)}"
+    async with running_bus(settings, app[METRICS].bus, client_id=client_id, topics=topics) as bus:
+        app[BUS] = bus
         yield
-    finally:
-        await bus.stop()
 
 
 async def _close_live_connections(app: web.Application) -> None:

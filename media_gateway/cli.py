@@ -109,19 +109,7 @@ def _serve(settings: Settings) -> int:
     from media_gateway.app import build_app  # the app pulls in aiohttp routes; keep `keys` start-up fast
 
     asyncio.run(_check_migrated(settings))
-    app = build_app(settings)
-    log.info("gateway.starting", host=settings.host, port=settings.port, version=__version__)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
-        access_log=None,  # observe_middleware writes one structured line per request
-        print=lambda message: log.info("gateway.listening", detail=message.strip()),
-        handle_signals=True,
-    )
-    log.info("gateway.stopped")
-    return 0
+    return _run(build_app(settings), settings, "gateway", settings.port)
 
 
 def _worker(settings: Settings) -> int:
@@ -130,18 +118,22 @@ def _worker(settings: Settings) -> int:
     if settings.bus != "kafka":
         print("media-gateway worker needs MEDIA_GATEWAY_BUS=kafka", file=sys.stderr)
         return EXIT_USAGE
-    app = build_worker_app(settings)
-    log.info("worker.starting", host=settings.host, port=settings.worker_port, version=__version__)
+    return _run(build_worker_app(settings), settings, "worker", settings.worker_port)
+
+
+def _run(app: web.Application, settings: Settings, name: str, port: int) -> int:
+    """Serve `app` until SIGTERM/SIGINT, logging `<name>.starting`, `.listening` and `.stopped`."""
+    log.info(f"{name}.starting", host=settings.host, port=port, version=__version__)
     web.run_app(
         app,
         host=settings.host,
-        port=settings.worker_port,
+        port=port,
         shutdown_timeout=settings.shutdown_timeout_seconds,
-        access_log=None,
-        print=lambda message: log.info("worker.listening", detail=message.strip()),
+        access_log=None,  # observe_middleware (the gateway's) writes one structured line per request
+        print=lambda message: log.info(f"{name}.listening", detail=message.strip()),
         handle_signals=True,
     )
-    log.info("worker.stopped")
+    log.info(f"{name}.stopped")
     return 0
 
 

@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import Gauge
 
+from media_gateway.app_keys import BUS, METRICS, SETTINGS
+from media_gateway.observability import http as http_observability
 from media_gateway.observability.metrics import Metrics
-from media_gateway.pipeline.bus import Bus
-from media_gateway.pipeline.factory import create_bus
+from media_gateway.pipeline.factory import running_bus
 from media_gateway.pipeline.messages import INPUT_TOPIC
 from media_gateway.pipeline.speech import SpeechPipeline
 from media_gateway.settings import Settings
@@ -29,9 +30,6 @@ from media_gateway.speech.responder import Responder
 from media_gateway.speech.stt import load_recognizer
 from media_gateway.speech.tts import FliteSynthesizer
 
-SETTINGS: web.AppKey[Settings] = web.AppKey("worker_settings", Settings)
-METRICS: web.AppKey[Metrics] = web.AppKey("worker_metrics", Metrics)
-BUS: web.AppKey[Bus] = web.AppKey("worker_bus")
 PIPELINE: web.AppKey[SpeechPipeline] = web.AppKey("worker_pipeline", SpeechPipeline)
 
 
@@ -50,26 +48,19 @@ def build_worker_app(settings: Settings, *, metrics: Metrics | None = None) -> w
     app[METRICS] = metrics or Metrics.create()
     app.cleanup_ctx.append(_bus_context)
     app.cleanup_ctx.append(_pipeline_context)
-    app.router.add_get("/health", _health)
+    app.router.add_get("/health", http_observability.health)
     app.router.add_get("/ready", _ready)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", http_observability.metrics)
     return app
 
 
 async def _bus_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    bus = create_bus(settings, app[METRICS].bus, client_id=worker_client_id())
-    await bus.start()
-    try:
-        await bus.create_topics({INPUT_TOPIC: settings.kafka_input_partitions})
-    except BaseException:
-        await bus.stop()
-        raise
-    app[BUS] = bus
-    try:
+    topics = {INPUT_TOPIC: settings.kafka_input_partitions}
+    client_id = worker_client_id()
+    async with running_bus(settings, app[METRICS].bus, client_id=client_id, topics=topics) as bus:
+        app[BUS] = bus
         yield
-    finally:
-        await bus.stop()
 
 
 async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
@@ -96,24 +87,12 @@ async def _pipeline_context(app: web.Application) -> AsyncIterator[None]:
         await pipeline.stop()
 
 
-async def _health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 async def _ready(request: web.Request) -> web.Response:
     """Ready once the models are loaded and the worker is in its group, while Kafka answers."""
     bus = request.app.get(BUS)
-    checks = {
-        "kafka": "ok" if bus is not None and bus.ready() else "unavailable",
-        "pipeline": "ok" if PIPELINE in request.app else "starting",
-    }
-    not_ready = sorted(name for name, state in checks.items() if state != "ok")
-    body = {"status": "ready" if not not_ready else "not_ready", "checks": checks, "not_ready": not_ready}
-    return web.json_response(body, status=200 if not not_ready else 503)
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    payload, content_type = request.app[METRICS].render()
-    response = web.Response(body=payload)
-    response.headers["Content-Type"] = content_type
-    return response
+    return http_observability.readiness(
+        {
+            "kafka": "ok" if bus is not None and bus.ready() else "unavailable",
+            "pipeline": "ok" if PIPELINE in request.app else "starting",
+        }
+    )

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,16 +217,8 @@ def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workd
         assert expected in result.stdout
     assert (workdir / "var" / "dev-api-key").is_file()
 
-    log_path = workdir / "gateway.log"
     base = f"http://127.0.0.1:{env['MEDIA_GATEWAY_PORT']}"
-    started = time.monotonic()
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [str(installed.gateway), "serve"], env=env, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_ready(process, base, log_path)
-        TIMINGS["serve until ready"] = time.monotonic() - started
+    with serving(installed, "serve", env, workdir, base, stopped="gateway.stopped"):
         # The README's first request: the protocol models (openai) and the policy engine at run time.
         secret = httpx.post(
             f"{base}/v1/realtime/client_secrets",
@@ -235,17 +228,6 @@ def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workd
         )
         assert secret.status_code == 200, secret.text
         assert secret.json()["value"].startswith("ek_")
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(STOP_TIMEOUT)
-        TIMINGS["serve: SIGTERM to exit"] = time.monotonic() - stopping
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    log = log_path.read_text()
-    assert code == 0, log[-4000:]
-    assert "gateway.stopped" in log
 
 
 def test_worker_runs_on_kafka(
@@ -261,30 +243,39 @@ def test_worker_runs_on_kafka(
         "MEDIA_GATEWAY_KAFKA_TOPIC_PREFIX": kafka_topic_prefix,
         "MEDIA_GATEWAY_WORKER_PORT": str(port),
     }
-    log_path = workdir / "worker.log"
+    with serving(
+        installed, "worker", worker_env, workdir, f"http://127.0.0.1:{port}", stopped="worker.stopped"
+    ):
+        pass  # ready: models loaded, in its consumer group
+
+
+@contextmanager
+def serving(
+    installed: Installed, command: str, env: dict[str, str], workdir: Path, base: str, *, stopped: str
+) -> Iterator[None]:
+    """`media-gateway COMMAND` running until /health and /ready answer 200; on leaving, SIGTERM, which
+    must end it with exit code 0 and its `stopped` log line. Both times go into TIMINGS."""
+    log_path = workdir / f"{command}.log"
     started = time.monotonic()
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
-            [str(installed.gateway), "worker"],
-            env=worker_env,
-            cwd=workdir,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            [str(installed.gateway), command], env=env, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
-        wait_ready(process, f"http://127.0.0.1:{port}", log_path)
-        TIMINGS["worker until ready"] = time.monotonic() - started
+        wait_ready(process, base, log_path)
+        TIMINGS[f"{command} until ready"] = time.monotonic() - started
+        yield
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = process.wait(STOP_TIMEOUT)
-        TIMINGS["worker: SIGTERM to exit"] = time.monotonic() - stopping
+        TIMINGS[f"{command}: SIGTERM to exit"] = time.monotonic() - stopping
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
     log = log_path.read_text()
     assert code == 0, log[-4000:]
-    assert "worker.stopped" in log
+    assert stopped in log
 
 
 def wait_ready(process: subprocess.Popen[bytes], base: str, log_path: Path) -> None:

@@ -93,6 +93,11 @@ async def ready(request: web.Request) -> web.Response:
     except Exception:
         policy_ok = False
     checks["policy"] = "ok" if policy_ok else "unavailable"
+    return readiness(checks)
+
+
+def readiness(checks: dict[str, Any]) -> web.Response:
+    """200 when every check is "ok", else 503 naming those that are not (gateway and worker alike)."""
     not_ready = sorted(name for name, state in checks.items() if state != "ok")
     body = {"status": "ready" if not not_ready else "not_ready", "checks": checks, "not_ready": not_ready}
     return web.json_response(body, status=200 if not not_ready else 503)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
 from media_gateway.observability.metrics import BusMetrics
 from media_gateway.pipeline.bus import Bus
 from media_gateway.pipeline.inprocess_bus import InProcessBus
@@ -41,3 +44,17 @@ def create_bus(settings: Settings, metrics: BusMetrics, *, client_id: str) -> Bu
     if settings.bus == "kafka":
         return KafkaBus(kafka_config(settings, client_id=client_id), observer=metrics)
     return InProcessBus(producer_id=client_id, observer=metrics)
+
+
+@contextlib.asynccontextmanager
+async def running_bus(
+    settings: Settings, metrics: BusMetrics, *, client_id: str, topics: Mapping[str, int]
+) -> AsyncIterator[Bus]:
+    """The bus of `settings`, started, with `topics` (name → partitions) created; stopped on exit."""
+    bus = create_bus(settings, metrics, client_id=client_id)
+    await bus.start()
+    try:
+        await bus.create_topics(topics)
+        yield bus
+    finally:
+        await bus.stop()

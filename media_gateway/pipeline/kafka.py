@@ -232,12 +232,14 @@ class KafkaBus:
             if item.stamped is None:
                 item.stamped = self._sequencer.stamp(item.topic, item.key, item.headers)
             topic = self.config.topic(item.topic)
-            try:
-                partition = await self._partition(topic, item.key)
-            except KafkaError as exc:  # no metadata for the topic yet (the cluster is unreachable)
-                log.warning("kafka.partition_unknown", topic=item.topic, error=str(exc))
-                await asyncio.sleep(0.1)
-                continue
+            partition = self._partitions.get((topic, item.key))  # known: no coroutine per message
+            if partition is None:
+                try:
+                    partition = await self._partition(topic, item.key)
+                except KafkaError as exc:  # no metadata for the topic yet (the cluster is unreachable)
+                    log.warning("kafka.partition_unknown", topic=item.topic, error=str(exc))
+                    await asyncio.sleep(0.1)
+                    continue
             self._buffer.popleft()
             lane = self._lanes.get((topic, partition))
             if lane is None:
@@ -296,19 +298,16 @@ class KafkaBus:
 
     async def _partition(self, topic: str, key: str) -> int:
         """The partition of `key`, as Kafka's default partitioner picks it (murmur2 of the key bytes),
-        remembered: aiokafka computes it in Python for every message otherwise."""
-        slot = (topic, key)
-        partition = self._partitions.get(slot)
-        if partition is None:
-            count = self._partition_counts.get(topic)
-            if count is None:
-                assert self._producer is not None
-                count = len(await self._producer.partitions_for(topic))
-                self._partition_counts[topic] = count
-            partition = (murmur2(key.encode()) & 0x7FFFFFFF) % count
-            self._partitions[slot] = partition
-            if len(self._partitions) > _REMEMBERED_PARTITIONS:
-                self._partitions.pop(next(iter(self._partitions)))
+        remembered in `_partitions`: aiokafka computes it in Python for every message otherwise."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            assert self._producer is not None
+            count = len(await self._producer.partitions_for(topic))
+            self._partition_counts[topic] = count
+        partition: int = (murmur2(key.encode()) & 0x7FFFFFFF) % count
+        self._partitions[(topic, key)] = partition
+        if len(self._partitions) > _REMEMBERED_PARTITIONS:
+            self._partitions.pop(next(iter(self._partitions)))
         return partition
 
     def _delivered(self, batch: list[_Outgoing], future: asyncio.Future[Any]) -> None:

@@ -34,9 +34,6 @@ class KafkaConfig:
     def topic(self, logical: str) -> str:
         return self.topic_prefix + logical
 
-    def logical(self, topic: str) -> str:
-        return topic.removeprefix(self.topic_prefix)
-
     def client_options(self) -> dict[str, Any]:
         """Options every aiokafka client of this process takes (producer, consumers, admin)."""
         options: dict[str, Any] = {

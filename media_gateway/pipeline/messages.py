@@ -58,10 +58,15 @@ TURN_EVENTS: Final = frozenset({"input.commit", "response.create"})
 ALIVE_SECONDS: Final = 1.0
 
 
+def instance_slug(instance_id: str) -> str:
+    """A gateway instance id in the characters Kafka names allow (letters, digits and . _ -; an instance
+    id may hold : @ [ ] too)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", instance_id)
+
+
 def reply_topic(instance_id: str) -> str:
-    """The topic a gateway instance receives its sessions' replies on (Kafka topic names allow
-    letters, digits and . _ -; an instance id may hold : @ [ ] too)."""
-    return REPLY_TOPIC_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "_", instance_id)
+    """The topic a gateway instance receives its sessions' replies on."""
+    return REPLY_TOPIC_PREFIX + instance_slug(instance_id)
 
 
 PIPELINE_SAMPLE_RATE = 16_000

@@ -290,6 +290,8 @@ class SpeechPipeline:
         session.responses[response_id] = task
         session.last_response = task
         task.add_done_callback(lambda _: session.responses.pop(response_id, None))
+        alive = self._spawn(session, self._keep_alive(session, response_id))
+        task.add_done_callback(lambda _: alive.cancel())  # until it is done, failed or cancelled
 
     def _cancel_response(self, session: _Session, response_id: Any) -> None:
         if not response_id and session.responses:
@@ -307,31 +309,12 @@ class SpeechPipeline:
                 session, "response.done", response_id=response_id, status="cancelled", message=""
             )
 
-    async def _respond(
-        self,
-        session: _Session,
-        response_id: str,
-        item_id: Any,
-        input_text: Any,
-        context: ResponseContext,
-        *,
-        audio: bool,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        alive = self._spawn(session, self._keep_alive(session, response_id))
-        try:
-            await self._produce(
-                session, response_id, item_id, input_text, context, audio=audio, previous=previous
-            )
-        finally:
-            alive.cancel()
-
     async def _keep_alive(self, session: _Session, response_id: str) -> None:
         while True:
             await asyncio.sleep(ALIVE_SECONDS)
             await self._emit(session, "response.alive", response_id=response_id)
 
-    async def _produce(
+    async def _respond(
         self,
         session: _Session,
         response_id: str,
