@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make run    create .venv if missing, install, migrate, create a development key, serve on 127.0.0.1:8000
+#   make run    create .venv if missing, install, migrate, create a development key, install OVOS (its own
+#               virtualenv, cached) and serve on 127.0.0.1:8000 with a local ovos-core behind the gateway
 #   make test   install everything the suite needs (system packages included), then lint, type-check, test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,10 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The gateway starts ovos-messagebus and ovos-core from the OVOS virtualenv (MEDIA_GATEWAY_OVOS_VENV), unless
+# the environment points it at an OVOS already running (MEDIA_GATEWAY_OVOS_BUS_URL) or names its own.
 run: $(STAMP)
 	$(BIN)/media-gateway migrate
 	$(BIN)/media-gateway keys create --name development --output-file --if-missing
-	$(BIN)/media-gateway serve
+	@if [[ -z "$${MEDIA_GATEWAY_OVOS_BUS_URL:-}$${MEDIA_GATEWAY_OVOS_VENV:-}" ]]; then \
+	    export MEDIA_GATEWAY_OVOS_VENV="$$(bash scripts/install-ovos.sh)"; \
+	fi; exec $(BIN)/media-gateway serve
 
 system-packages:
 	bash scripts/install-system-packages.sh
@@ -38,6 +43,7 @@ pytest: $(STAMP)
 test: system-packages $(STAMP) lint typecheck
 	bash scripts/install-opa.sh > /dev/null
 	bash scripts/install-kafka.sh > /dev/null
+	bash scripts/install-ovos.sh > /dev/null
 	$(BIN)/pytest
 
 clean:

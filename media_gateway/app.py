@@ -4,7 +4,10 @@ Nothing here is a module-level singleton. `build_app` wires the parts together; 
 in `cleanup_ctx` start them in order on startup and close them in reverse order on shutdown (aiohttp
 runs these on SIGTERM/SIGINT after it stops accepting connections):
 
-    database  → repositories → gateway instance → policy engine → bus → speech pipeline and engine
+    database  → repositories → gateway instance → policy engine → bus → OVOS → speech pipeline and engine
+
+OVOS (a local ovos-core the gateway starts, or the one serving `ovos_bus_url`) and the in-process speech
+pipeline exist only on the embedded default (`speech_pipeline=inprocess`); otherwise workers answer.
 
 The gateway instance registers this process in the database before it serves (releasing the sessions a
 previous run under the same instance id left behind) and runs the heartbeat and revocation task.
@@ -28,6 +31,7 @@ from media_gateway.app_keys import (
     INSTANCE,
     LIVE_CONNECTIONS,
     METRICS,
+    OVOS,
     POLICY,
     REPOSITORIES,
     SESSIONS,
@@ -36,6 +40,7 @@ from media_gateway.app_keys import (
 from media_gateway.observability import http as http_observability
 from media_gateway.observability.logging import get_logger
 from media_gateway.observability.metrics import Metrics
+from media_gateway.ovos.runtime import running_ovos
 from media_gateway.persistence.database import Database
 from media_gateway.persistence.migrate import require_migrated
 from media_gateway.persistence.repositories import Repositories
@@ -52,10 +57,10 @@ from media_gateway.signaling import demo as demo_routes
 from media_gateway.signaling import routes as signaling_routes
 from media_gateway.signaling.errors import error_middleware
 from media_gateway.signaling.instance import GatewayInstance
-from media_gateway.speech.responder import Responder
 from media_gateway.speech.stt import load_recognizer
-from media_gateway.speech.tts import FliteSynthesizer
+from media_gateway.speech.tts import FliteSynthesizer, Voices
 from media_gateway.speech.vad import load_vad_model
+from media_gateway.speech.voices import VoiceMap
 from media_gateway.timezones import gateway_zone
 from media_gateway.transports import websocket as websocket_transport
 from media_gateway.transports.registry import LiveConnections
@@ -89,6 +94,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app.cleanup_ctx.append(_instance_context)
     app.cleanup_ctx.append(_policy_context)
     app.cleanup_ctx.append(_bus_context)
+    app.cleanup_ctx.append(_ovos_context)
     app.cleanup_ctx.append(_engine_context)
     app.on_shutdown.append(_close_live_connections)
 
@@ -165,6 +171,24 @@ async def _bus_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _ovos_context(app: web.Application) -> AsyncIterator[None]:
+    """OVOS for the in-process pipeline; none when workers answer over Kafka."""
+    settings = app[SETTINGS]
+    if settings.speech_pipeline != "inprocess":
+        yield
+        return
+    async with running_ovos(settings, app[METRICS].ovos) as runtime:
+        app[OVOS] = runtime
+        yield
+
+
+def flite_voices(settings: Settings) -> Voices:
+    """The embedded pipeline's voices: Debian flite's, by OpenAI voice name (`settings.voices`)."""
+    voices = Voices(VoiceMap.for_engine("flite", settings.voices), lambda voice: FliteSynthesizer(voice))
+    voices.preload()
+    return voices
+
+
 async def _close_live_connections(app: web.Application) -> None:
     await app[CALLS].close_all()
     await app[SESSIONS].close_all()
@@ -183,8 +207,8 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
         pipeline = SpeechPipeline(
             bus,
             recognizer=recognizer,
-            synthesizer=FliteSynthesizer(),
-            responder=Responder(),
+            voices=await asyncio.to_thread(flite_voices, settings),
+            assistant=app[OVOS].assistant,
             session_ttl_seconds=settings.worker_session_ttl_seconds,
         )
     topic = reply_topic(app[INSTANCE].id)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from media_gateway.observability.metrics import Metrics
+    from media_gateway.ovos.runtime import OvosRuntime
     from media_gateway.persistence.database import Database
     from media_gateway.persistence.repositories import Repositories
     from media_gateway.pipeline.bus import Bus
@@ -34,3 +35,4 @@ INSTANCE: web.AppKey[GatewayInstance] = web.AppKey("instance")
 LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")
 SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")
 CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")
+OVOS: web.AppKey[OvosRuntime] = web.AppKey("ovos")

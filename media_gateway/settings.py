@@ -12,7 +12,7 @@ import re
 import secrets
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -174,8 +174,53 @@ class Settings(BaseSettings):
 
     speech_pipeline: Literal["inprocess", "none"] = Field(
         "inprocess",
-        description="Run the offline speech pipeline (VAD segments, STT, responder, TTS) inside the gateway, "
-        "or none when external workers consume the bus.",
+        description="Run the speech pipeline (STT, OVOS, TTS) inside the gateway, or none when external "
+        "workers consume the bus.",
+    )
+
+    # --- OpenVoiceOS (whatever runs the speech pipeline: the embedded gateway, or a worker) ---------------
+    ovos_bus_url: str = Field(
+        "ws://127.0.0.1:8181/core",
+        description="The OVOS messagebus the pipeline talks to (one connection per process).",
+    )
+    ovos_venv: Path | None = Field(
+        None,
+        description="An OVOS virtualenv (scripts/install-ovos.sh prints one): the process starts "
+        "ovos-messagebus and ovos-core from it, listening on ovos_bus_url's host and port. Unset: use the "
+        "OVOS already serving ovos_bus_url.",
+    )
+    ovos_home: Path = Field(
+        Path("var/ovos"),
+        description="Where a local OVOS (ovos_venv) keeps its configuration, data, intent cache and logs.",
+    )
+    ovos_start_timeout_seconds: float = Field(
+        180.0, gt=0, description="How long a local OVOS may take to load and train its skills."
+    )
+    ovos_turn_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="A turn OVOS says nothing more of for this long fails (a stuck skill).",
+    )
+    ovos_max_turns: int | None = Field(
+        None,
+        ge=1,
+        description="Sessions that may have a turn or dialog open in OVOS at once, per process; unset: one "
+        "less than ovos-core's handler pool per skill, min(32, cpus + 4) - 1 (six concurrent get_response "
+        "dialogs on one skill deadlock a 2-core ovos-core).",
+    )
+    speech_plugins: dict[str, Any] = Field(
+        {},
+        description="The OVOS speech plugins of a worker installed as ovos-media-gateway-worker: JSON with "
+        'mycroft.conf\'s "stt" and "tts" sections (and "lang"), laid over the offline defaults '
+        "(ovos-stt-plugin-fasterwhisper with whisper tiny.en, media-gateway-flite). Elsewhere unused.",
+    )
+    voices: dict[str, str] = Field(
+        {},
+        description='JSON map from OpenAI voice names to the TTS engine\'s voices, e.g. {"alloy":"slt",'
+        '"default":"rms"}; unset names keep the built-in map (flite: female voices slt, male rms/awb/kal16).',
+    )
+    ovos_admission_wait_seconds: float = Field(
+        10.0, gt=0, description="How long a turn waits for an OVOS slot before it fails as busy."
     )
 
     # --- Policy --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from media_gateway.app_keys import BUS, DATABASE, METRICS, POLICY
+from media_gateway.app_keys import BUS, DATABASE, METRICS, OVOS, POLICY, SETTINGS
 from media_gateway.observability.logging import bind_context, get_logger
 from media_gateway.signaling.errors import Handler
 
@@ -93,6 +93,9 @@ async def ready(request: web.Request) -> web.Response:
     except Exception:
         policy_ok = False
     checks["policy"] = "ok" if policy_ok else "unavailable"
+    if request.app[SETTINGS].speech_pipeline == "inprocess":
+        ovos = request.app.get(OVOS)
+        checks["ovos"] = ovos.state() if ovos is not None else "starting"
     return readiness(checks)
 
 

@@ -114,6 +114,52 @@ class BusMetrics:
         self.kafka_connected.set(1 if up else 0)
 
 
+# Time a turn waited for an OVOS slot: usually none; under load, until another session's turn ends.
+ADMISSION_WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class OvosMetrics:
+    """OVOS turn admission (`ovos.admission.AdmissionObserver`) and the messagebus connection."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.turns_open = Gauge(
+            "gateway_ovos_turns_open",
+            "Sessions of this process with a turn or dialog open in OVOS (each holds an admission slot).",
+            registry=registry,
+        )
+        self.turns_waiting = Gauge(
+            "gateway_ovos_turns_waiting",
+            "Turns waiting for an OVOS admission slot.",
+            registry=registry,
+        )
+        self.turns_refused = Counter(
+            "gateway_ovos_turns_refused_total",
+            "Turns refused because no OVOS admission slot freed up in time (the response failed).",
+            registry=registry,
+        )
+        self.admission_wait = Histogram(
+            "gateway_ovos_admission_wait_seconds",
+            "Time a turn waited for an OVOS admission slot (turns that found one free are not counted).",
+            buckets=ADMISSION_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "gateway_ovos_connected",
+            "1 while this process is connected to the OVOS messagebus.",
+            registry=registry,
+        )
+
+    def changed(self, in_use: int, waiting: int) -> None:
+        self.turns_open.set(in_use)
+        self.turns_waiting.set(waiting)
+
+    def waited(self, seconds: float) -> None:
+        self.admission_wait.observe(seconds)
+
+    def refused(self) -> None:
+        self.turns_refused.inc()
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The application's metric registry and the instruments the HTTP layer needs."""
@@ -122,6 +168,7 @@ class Metrics:
     http: HttpMetrics
     webrtc: WebRtcMetrics
     bus: BusMetrics
+    ovos: OvosMetrics
 
     @classmethod
     def create(cls) -> Metrics:
@@ -178,7 +225,13 @@ class Metrics:
                 registry=registry,
             ),
         )
-        return cls(registry=registry, http=http, webrtc=webrtc, bus=BusMetrics(registry))
+        return cls(
+            registry=registry,
+            http=http,
+            webrtc=webrtc,
+            bus=BusMetrics(registry),
+            ovos=OvosMetrics(registry),
+        )
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

@@ -9,8 +9,9 @@ partition per session). Two kinds share each topic, told apart by the `kind` hea
 
 Engine → pipeline (`INPUT_TOPIC`, one topic for all gateways). Every message carries the `reply-to`
 header, the gateway's own reply topic (`reply_topic(instance_id)`), and the turn events `input.commit` and
-`response.create` carry the session's settings in `session`: a worker that takes a session over after a
-rebalance, without having seen `session.open`, has all it needs to answer the next turn.
+`response.create` carry the session's settings in `session` and the pipeline's last `session.state` in
+`state`: a worker that takes a session over after a rebalance, without having seen `session.open`, has all
+it needs to answer the next turn (and to continue an OVOS dialog).
 
 | type | fields | meaning |
 |---|---|---|
@@ -22,6 +23,8 @@ rebalance, without having seen `session.open`, has all it needs to answer the ne
 | `response.create` | `response_id`, `input_item_id`/`input_text`, `instructions`, | answer that |
 |  | `output_modalities` | utterance (after its transcript) or that text |
 | `response.cancel` | `response_id` | stop it, then answer `response.done` `cancelled` |
+| `output_audio.played` | `response_id`, `mark`, `interrupted` | the client played the reply up to `mark` |
+|  |  | (`interrupted`: its playout was cut there) |
 | `session.close` | | forget the session |
 
 Pipeline → engine (the `reply-to` topic of the session's gateway):
@@ -35,8 +38,10 @@ Pipeline → engine (the `reply-to` topic of the session's gateway):
 | (audio) | headers `response_id`, `sample_rate`, `seq` |
 | `response.started` | `response_id`: a reply nobody asked for (a timer, a reminder); its text, audio |
 |  | and `response.done` follow as for any response |
+| `response.mark` | `response_id`, `mark`: the audio so far ends a spoken passage; report it played |
 | `response.alive` | `response_id`: the response is still being worked on (every `ALIVE_SECONDS`) |
 | `response.done` | `response_id`, `status` (`completed`/`cancelled`/`failed`), `message` |
+| `session.state` | `state`: opaque to the gateway; it sends the latest back with every turn event |
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from media_gateway.pipeline.bus import KIND_HEADER, BusMessage
@@ -129,6 +134,8 @@ class SessionSettings:
     output_modalities: tuple[str, ...] = ("audio",)
     transcribe: bool = True
     timezone: str | None = None  # IANA zone for answers about the time; None: the pipeline's default
+    # OVOS session fields the key's policy sets (`ovos.sessions.POLICY_FIELDS`: pipeline, system_unit...).
+    ovos: Mapping[str, Any] = field(default_factory=dict)
 
     def as_fields(self) -> dict[str, Any]:
         return {
@@ -138,6 +145,7 @@ class SessionSettings:
             "output_modalities": list(self.output_modalities),
             "transcribe": self.transcribe,
             "timezone": self.timezone,
+            "ovos": dict(self.ovos),
         }
 
     @classmethod
@@ -149,4 +157,5 @@ class SessionSettings:
             output_modalities=tuple(data.get("output_modalities", ("audio",))),
             transcribe=bool(data.get("transcribe", True)),
             timezone=str(data["timezone"]) if data.get("timezone") else None,
+            ovos=dict(data["ovos"]) if isinstance(data.get("ovos"), Mapping) else {},
         )

@@ -12,16 +12,21 @@ session's `reply-to` topic. Per session:
   `.failed`). The utterance is always transcribed (a response may need it); the transcription events are
   published only when the session's `transcribe` setting is on. One session's utterances are transcribed in
   order;
-* `response.create` waits for its item's transcript (or takes `input_text`), asks the responder, then per
-  sentence publishes `response.text.delta` and, unless the modalities are text only, that sentence's audio in
-  chunks of at most `chunk_ms`, then `response.done{status: completed}`. Until then `response.alive` goes
-  out every `ALIVE_SECONDS`. A session's responses run one at a time;
+* `response.create` waits for its item's transcript (or takes `input_text`) and hands the utterance to the
+  session's OVOS dialog (`ovos.dialog`), which speaks what OVOS answers through the session's `Speaker`:
+  per sentence `response.text.delta` and, unless the modalities are text only, that sentence's audio in
+  chunks of at most `chunk_ms`, a `response.mark` after each spoken `speak`, then `response.done`. Until
+  then `response.alive` goes out every `ALIVE_SECONDS`. A session's responses run one at a time; OVOS may
+  also start one (`response.started`: a timer, a reminder);
 * `response.cancel` stops the response at once (synthesis in flight is abandoned, not awaited) and publishes
-  `response.done{status: cancelled}`; a failure publishes `response.done{status: failed, message}`.
+  `response.done{status: cancelled}`; a failure publishes `response.done{status: failed, message}`;
+* `output_audio.played{mark}` says the client played a reply up to a mark (OVOS hears the speech ended);
+* `session.state{state}` goes to the gateway whenever the session's OVOS session dict changed, and comes back
+  with the turn events, so a worker that takes the session over continues its dialog.
 
 The dispatcher never waits on speech work: transcription and responses run as per-session tasks, so a slow
-STT in one session does not hold back another session's messages. The recognizer, synthesizer and responder
-are injected and shared by all sessions (load heavy models once per process).
+STT in one session does not hold back another session's messages. The recognizer, the voices and the OVOS
+connection are injected and shared by all sessions (load heavy models once per process).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from media_gateway.observability.logging import get_logger
+from media_gateway.ovos.assistant import OvosAssistant
+from media_gateway.ovos.dialog import SessionDialog
+from media_gateway.ovos.sessions import SessionPreferences
 from media_gateway.pipeline.bus import Bus, Subscription
 from media_gateway.pipeline.messages import (
     ALIVE_SECONDS,
@@ -49,9 +57,9 @@ from media_gateway.pipeline.messages import (
     decode,
     event_payload,
 )
-from media_gateway.speech.responder import ResponseContext, SpeechResponder
+from media_gateway.pipeline.speaker import Speaker
 from media_gateway.speech.stt import SpeechRecognizer, Transcript
-from media_gateway.speech.tts import SpeechSynthesizer, split_sentences
+from media_gateway.speech.tts import SpeechSynthesizer
 
 log = get_logger("media_gateway.pipeline.speech")
 
@@ -62,15 +70,19 @@ _MAX_UTTERANCE_BYTES: Final = MAX_UTTERANCE_SECONDS * PIPELINE_SAMPLE_RATE * 2
 _KEPT_TRANSCRIPTS: Final = 32
 _KEPT_CLOSED: Final = 10_000
 WORKER_GROUP: Final = "workers"
+NOTHING_HEARD_REPLY: Final = "Sorry, I didn't catch that."
 DEFAULT_SESSION_TTL_SECONDS: Final = 900.0
+
+
+Voices = Callable[[str], SpeechSynthesizer]
 
 
 @dataclass
 class _Session:
     session_id: str
     settings: SessionSettings
-    timezone: str | None
     reply_to: str
+    dialog: SessionDialog | None = None
     last_seen: float = 0.0
     audio: bytearray = field(default_factory=bytearray)
     transcripts: OrderedDict[str, asyncio.Future[Transcript]] = field(default_factory=OrderedDict)
@@ -86,8 +98,8 @@ class SpeechPipeline:
         bus: Bus,
         *,
         recognizer: SpeechRecognizer,
-        synthesizer: SpeechSynthesizer,
-        responder: SpeechResponder,
+        voices: Voices,
+        assistant: OvosAssistant,
         executor: Executor | None = None,
         chunk_ms: int = 200,
         session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
@@ -97,8 +109,8 @@ class SpeechPipeline:
             raise ValueError("chunk_ms must be within 10..200")
         self._bus = bus
         self._recognizer = recognizer
-        self._synthesizer = synthesizer
-        self._responder = responder
+        self._voices = voices
+        self._assistant = assistant
         self._executor = executor
         self._owns_executor = executor is None
         self._chunk_ms = chunk_ms
@@ -170,7 +182,8 @@ class SpeechPipeline:
             self._closed.pop(message.session_id, None)
         adoptable = kind != "session.close" and message.session_id not in self._closed
         if session is None and reply_to and adoptable:
-            session = _Session(message.session_id, SessionSettings(), None, reply_to)
+            session = _Session(message.session_id, SessionSettings(), reply_to)
+            session.dialog = self._new_dialog(session)
             self._sessions[message.session_id] = session
         if session is None:
             log.debug("pipeline_unknown_session", session_id=message.session_id)
@@ -210,6 +223,9 @@ class SpeechPipeline:
         carried = data.get("session")
         if isinstance(carried, Mapping):
             _configure(session, carried)
+        dialog = session.dialog
+        assert dialog is not None
+        dialog.state.adopt(data.get("state"))
         if event.type == "input.commit":
             self._commit(session, str(data.get("item_id", "")))
         elif event.type == "input.clear":
@@ -218,6 +234,8 @@ class SpeechPipeline:
             self._create_response(session, data)
         elif event.type == "response.cancel":
             self._cancel_response(session, data.get("response_id"))
+        elif event.type == "output_audio.played":
+            await dialog.played(str(data.get("mark", "")))
         else:
             log.debug("pipeline_ignored_event", session_id=session_id, type=event.type)
 
@@ -271,21 +289,42 @@ class SpeechPipeline:
 
     # -- responses -----------------------------------------------------------------------------------------
 
+    def _new_dialog(self, session: _Session) -> SessionDialog:
+        async def emit(event_type: str, **fields: Any) -> None:
+            await self._emit(session, event_type, **fields)
+
+        async def emit_audio(response_id: str, pcm: bytes, rate: int, seq: int) -> None:
+            headers = audio_headers(sample_rate=rate, response_id=response_id, seq=str(seq))
+            await self._bus.publish(session.reply_to, session.session_id, pcm, headers)
+
+        def speaker(dialog: SessionDialog) -> Speaker:
+            return Speaker(
+                emit=emit,
+                emit_audio=emit_audio,
+                synthesizer=lambda: self._voices(session.settings.voice),
+                executor=self._executor,
+                listener=dialog,
+                chunk_ms=self._chunk_ms,
+            )
+
+        return SessionDialog(
+            session.session_id,
+            assistant=self._assistant,
+            speaker=speaker,
+            emit=emit,
+            preferences=lambda: SessionPreferences.from_fields(session.settings.as_fields()),
+            audio_default=lambda: "audio" in session.settings.output_modalities,
+        )
+
     def _create_response(self, session: _Session, data: Mapping[str, Any]) -> None:
         response_id = str(data.get("response_id", ""))
         modalities = data.get("output_modalities")
         audio = "audio" in (modalities if modalities is not None else session.settings.output_modalities)
         item_id = data.get("input_item_id")
         input_text = data.get("input_text")
-        context = ResponseContext(
-            language=session.settings.language,
-            timezone=session.timezone,
-            instructions=str(data.get("instructions") or session.settings.instructions),
-        )
         previous = session.last_response
         task = self._spawn(
-            session,
-            self._respond(session, response_id, item_id, input_text, context, audio=audio, previous=previous),
+            session, self._respond(session, response_id, item_id, input_text, audio=audio, previous=previous)
         )
         session.responses[response_id] = task
         session.last_response = task
@@ -298,16 +337,17 @@ class SpeechPipeline:
             response_id = next(reversed(session.responses))  # no id: the latest response
         rid = str(response_id or "")
         task = session.responses.get(rid)
-        if task is None or not task.cancel():
+        if task is None or task.done():
             return  # unknown or already finished (its response.done is out)
         self._spawn(session, self._report_cancelled(session, task, rid))
 
     async def _report_cancelled(self, session: _Session, task: asyncio.Task[None], response_id: str) -> None:
+        dialog = session.dialog
+        assert dialog is not None
+        if not await dialog.cancel(response_id):
+            task.cancel()  # still waiting for its transcript or its turn: nothing was said yet
         await asyncio.wait([task])
-        if task.cancelled():
-            await self._emit(
-                session, "response.done", response_id=response_id, status="cancelled", message=""
-            )
+        await self._emit(session, "response.done", response_id=response_id, status="cancelled", message="")
 
     async def _keep_alive(self, session: _Session, response_id: str) -> None:
         while True:
@@ -320,23 +360,16 @@ class SpeechPipeline:
         response_id: str,
         item_id: Any,
         input_text: Any,
-        context: ResponseContext,
         *,
         audio: bool,
         previous: asyncio.Task[None] | None,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
+        dialog = session.dialog
+        assert dialog is not None
         try:
             utterance = await self._utterance(session, item_id, input_text)
-            reply = await self._responder.respond(utterance, context)
-            seq = 0
-            for index, sentence in enumerate(split_sentences(reply)):
-                delta = sentence if index == 0 else " " + sentence
-                await self._emit(session, "response.text.delta", response_id=response_id, delta=delta)
-                if audio:
-                    pcm = await self._in_thread(self._synthesizer.synthesize, sentence)
-                    seq = await self._send_audio(session, response_id, pcm, seq)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -347,7 +380,10 @@ class SpeechPipeline:
                 session, "response.done", response_id=response_id, status="failed", message=str(exc)
             )
             return
-        await self._emit(session, "response.done", response_id=response_id, status="completed", message="")
+        if utterance.strip(" .,!?"):
+            await dialog.respond(response_id, utterance, audio=audio)
+        else:  # whisper heard nothing: OVOS would only fall back, say so at once
+            await dialog.say_locally(response_id, NOTHING_HEARD_REPLY, audio=audio)
 
     async def _utterance(self, session: _Session, item_id: Any, input_text: Any) -> str:
         if input_text is not None:
@@ -357,17 +393,6 @@ class SpeechPipeline:
             raise LookupError(f"no committed input item {item_id!r}")
         transcript = await asyncio.shield(future)
         return transcript.text
-
-    async def _send_audio(self, session: _Session, response_id: str, pcm: bytes, seq: int) -> int:
-        rate = self._synthesizer.sample_rate
-        step = rate * self._chunk_ms // 1000 * 2
-        for offset in range(0, len(pcm), step):
-            headers = audio_headers(sample_rate=rate, response_id=response_id, seq=str(seq))
-            await self._bus.publish(
-                session.reply_to, session.session_id, pcm[offset : offset + step], headers
-            )
-            seq += 1
-        return seq
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -399,12 +424,12 @@ class SpeechPipeline:
             future.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        if session.dialog is not None:
+            await session.dialog.close()
 
 
 def _configure(session: _Session, data: Mapping[str, Any]) -> None:
     session.settings = SessionSettings.from_fields(data)
-    timezone = data.get("timezone")
-    session.timezone = str(timezone) if timezone else session.timezone
 
 
 class TranscriptionFailed(RuntimeError):

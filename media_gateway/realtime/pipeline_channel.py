@@ -30,6 +30,7 @@ class PipelineChannel:
         self._session_id = session_id
         self._reply_to = reply_to
         self._settings = settings
+        self.state: dict[str, Any] | None = None  # the pipeline's last `session.state`
 
     async def audio(self, frame: bytes, *, seq: str) -> None:
         stamped = audio_headers(seq=seq)
@@ -39,6 +40,8 @@ class PipelineChannel:
     async def event(self, event_type: str, **fields: Any) -> None:
         if event_type in TURN_EVENTS:
             fields.setdefault("session", self._settings().as_fields())
+            if self.state is not None:
+                fields.setdefault("state", self.state)
         payload, headers = event_payload(event_type, **fields)
         headers[REPLY_TO_HEADER] = self._reply_to
         await self._bus.publish(INPUT_TOPIC, self._session_id, payload, headers)

@@ -103,6 +103,11 @@ class ResponsePlayout(Protocol):
         """All audio queued so far, delivered or not."""
         ...
 
+    @property
+    def played_ms(self) -> int:
+        """Audio the listener has played by now (what a spoken passage's end is checked against)."""
+        ...
+
 
 class SinkPlayout:
     """A transport's `AudioSink`, for one response."""
@@ -137,12 +142,20 @@ class SinkPlayout:
     def queued_ms(self) -> int:
         return self._sink.queued_ms(self._id)
 
+    @property
+    def played_ms(self) -> int:
+        return self._sink.played_ms(self._id)
+
 
 class DeltaPlayout:
     """`response.output_audio.delta` events in the session's output format, paced by a task it owns.
 
     Pacing is what makes "the audio actually delivered" meaningful on barge-in: a stopped playout sends
     nothing more, and the item is truncated at what was sent.
+
+    The client plays what it receives in real time, so its playhead is estimated from the send times: it
+    advances with the wall clock from the first delta and waits whenever the client ran out of audio (a
+    slow synthesis between two sentences), never passing what was sent.
     """
 
     server_owned = False
@@ -159,6 +172,9 @@ class DeltaPlayout:
         self._sent_ms = 0.0
         self._encoded_ms = 0.0
         self._started_at = time.monotonic()
+        # The client's playhead was at `_anchor_ms` of the response's audio at `_anchor_at`.
+        self._anchor_ms = 0.0
+        self._anchor_at: float | None = None
         self._task = asyncio.create_task(self._send(), name=f"audio-out:{response_id}")
 
     def play(self, pcm: bytes, sample_rate: int) -> bool:
@@ -202,6 +218,15 @@ class DeltaPlayout:
     def queued_ms(self) -> int:
         return int(self._encoded_ms)
 
+    @property
+    def played_ms(self) -> int:
+        return int(self._playhead(time.monotonic()))
+
+    def _playhead(self, now: float) -> float:
+        if self._anchor_at is None:
+            return 0.0
+        return min(self._sent_ms, self._anchor_ms + (now - self._anchor_at) * 1000)
+
     async def _send(self) -> None:
         while True:
             while not self._chunks:
@@ -219,4 +244,7 @@ class DeltaPlayout:
             await self._emit(
                 ev.output_audio_delta(self._response_id, self._item_id, base64.b64encode(chunk).decode())
             )
+            now = time.monotonic()
+            if self._playhead(now) >= self._sent_ms:  # the client had played everything: it starts again now
+                self._anchor_ms, self._anchor_at = self._sent_ms, now
             self._sent_ms += duration

@@ -122,6 +122,8 @@ class Response:
         self._last_heard = 0.0
         # Set once the listener has all the audio it will get (delivered, stopped or cleared).
         self.playout_ended = asyncio.Event()
+        # Set when the listener will not hear the rest of the audio (cancelled, failed, cleared).
+        self.cut = False
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -245,6 +247,7 @@ class Response:
         if self.finished:
             return
         self.finished = True
+        self.cut = status != "completed"
         self._cancel_tasks()
         try:
             if self.began:
@@ -311,9 +314,19 @@ class Response:
     def delivered_audio_ms(self) -> int:
         return self._playout.delivered_ms if self._playout is not None else 0
 
+    @property
+    def queued_audio_ms(self) -> int:
+        return self._playout.queued_ms if self._playout is not None else 0
+
+    @property
+    def played_audio_ms(self) -> int:
+        """Audio the listener has played by now (a spoken passage ends when this reaches its mark)."""
+        return self._playout.played_ms if self._playout is not None else 0
+
     async def playout_cleared(self, played_ms: int) -> None:
         """The sink dropped this response's unplayed audio: keep only what was heard in the item."""
         self.playout_ended.set()
+        self.cut = True
         if not self.finished or not self.options.in_conversation:
             return
         if played_ms < int(self.item.get("_audio_ms", 0)):

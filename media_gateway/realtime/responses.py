@@ -13,6 +13,7 @@ the waiting reply is cancelled in the pipeline and logged, never dropped without
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ Publish = Callable[..., Awaitable[None]]
 Spawn = Callable[[Awaitable[None], str], Any]
 
 MAX_WAITING = 8
+# The shortest wait between two looks at the playhead while a spoken passage plays (a frame is 20 ms).
+PLAYED_POLL_SECONDS = 0.02
 MAX_WAITING_MESSAGES = 4096
 PLAYING_HISTORY = 32
 
@@ -169,10 +172,27 @@ class Responses:
             await response.audio(message.pcm, message.sample_rate)
         elif message.type == "response.text.delta":
             await response.text_delta(str(message.data.get("delta", "")))
+        elif message.type == "response.mark":
+            mark = str(message.data.get("mark", ""))
+            self._spawn(self._report_played(response, mark, response.queued_audio_ms), "audio-played")
         elif message.type == "response.done":
             await response.pipeline_done(
                 str(message.data.get("status")), str(message.data.get("message", ""))
             )
+
+    async def _report_played(self, response: Response, mark: str, position_ms: int) -> None:
+        """Tell the pipeline when the listener has played the response's audio up to `position_ms` (the
+        end of a spoken passage: OVOS then releases a skill that waits for its speech to end), or that it
+        never will (the response was cancelled, or its playout cleared)."""
+        while True:
+            ahead_ms = position_ms - response.played_audio_ms
+            if response.cut or ahead_ms <= 0:
+                break
+            # Playout runs in real time: sleep until it should be there, then look again.
+            await asyncio.sleep(max(PLAYED_POLL_SECONDS, ahead_ms / 1000))
+        await self._publish(
+            "output_audio.played", response_id=response.id, mark=mark, interrupted=response.cut
+        )
 
     async def _hold(self, waiting: _Waiting, message: PipelineEvent | PipelineAudio) -> None:
         if len(waiting.messages) < MAX_WAITING_MESSAGES:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from media_gateway.observability.logging import get_logger
@@ -39,6 +39,7 @@ from media_gateway.realtime.response import ResponseContext, ResponseOptions
 from media_gateway.realtime.responses import Responses, response_input
 from media_gateway.realtime.session_config import SessionConfig, session_object
 from media_gateway.speech.vad import SpeechStarted, VadModel
+from media_gateway.timezones import valid_zone
 
 log = get_logger(__name__)
 
@@ -76,9 +77,11 @@ class EngineServices:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who opened the session: the policy view of the key (and secret, if one was used)."""
+    """Who opened the session: the policy view of the key (and secret, if one was used), and what the
+    connect policy decided about its OVOS sessions (`timezone`, `pipeline`, `system_unit`, ...)."""
 
     key: dict[str, Any]
+    ovos: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RealtimeSession:
@@ -147,17 +150,24 @@ class RealtimeSession:
 
     def pipeline_settings(self) -> SessionSettings:
         """What the pipeline is told about the session: everything the session knows that shapes an
-        answer (the language it transcribes, the time zone answers about the time use, its voice)."""
+        answer (the language it transcribes, the time zone answers about the time use, its voice, and
+        what the key's policy sets for its OVOS sessions).
+
+        The time zone is the session's own (`tracing.metadata.timezone`, an IANA name: the one free-form
+        object of the GA session a client can set), else the policy's for the key, else the gateway's."""
         transcription = self.config.transcription
         language = getattr(transcription, "language", None) or "en"
         voice = self.config.voice
+        policy = dict(self.principal.ovos)
+        timezone = session_timezone(self.config.to_dict()) or policy.pop("timezone", None)
         return SessionSettings(
             language=str(language),
             instructions=self.config.instructions,
             voice=voice if isinstance(voice, str) else "alloy",
             output_modalities=tuple(self.config.output_modalities or ["audio"]),
             transcribe=True,
-            timezone=self.services.timezone,
+            timezone=str(timezone) if timezone else self.services.timezone,
+            ovos={k: v for k, v in policy.items() if k != "timezone"},
         )
 
     def session_view(self) -> dict[str, Any]:
@@ -364,6 +374,9 @@ class RealtimeSession:
                 await self.emit(
                     ev.transcription_failed(str(data.get("item_id")), str(data.get("message", "")))
                 )
+        elif message.type == "session.state":
+            state = data.get("state")
+            self.pipeline.state = dict(state) if isinstance(state, dict) else None
         elif message.type == "response.started":
             options = ResponseOptions.from_request(self.config.to_dict(), {}, self.config.instructions)
             await self.responses.server_started(str(data.get("response_id", "")), options)
@@ -385,3 +398,11 @@ class RealtimeSession:
             await self.conversation.save(item)
         if self.config.transcription is not None:
             await self.emit(ev.transcription_completed(item_id, transcript, audio_seconds))
+
+
+def session_timezone(config: Mapping[str, Any]) -> str | None:
+    """The IANA zone a session names in `tracing.metadata.timezone`, if it is a valid one."""
+    tracing = config.get("tracing")
+    metadata = tracing.get("metadata") if isinstance(tracing, Mapping) else None
+    zone = metadata.get("timezone") if isinstance(metadata, Mapping) else None
+    return zone if isinstance(zone, str) and valid_zone(zone) else None

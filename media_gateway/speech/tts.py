@@ -15,10 +15,13 @@ import re
 import shutil
 import subprocess
 import wave
+from collections.abc import Callable
 from typing import Final, Protocol
 
+from media_gateway.speech.voices import VoiceMap
+
 DEFAULT_VOICE: Final = "slt"
-_MAX_SENTENCE_CHARS: Final = 240
+_MAX_SENTENCE_CHARS: Final = 120
 
 # A sentence ends at . ! ? followed by a space and a capital or digit ("3 p.m. today" stays whole), or at
 # a newline.
@@ -122,3 +125,27 @@ class FliteSynthesizer:
                 return wav.readframes(wav.getnframes()), wav.getframerate()
         except (wave.Error, EOFError) as exc:
             raise SynthesisError(f"flite wrote an unreadable WAV: {exc}") from exc
+
+
+class Voices:
+    """Synthesizers by OpenAI voice name (a session's `voice`): one per engine voice that `voice_map`
+    names, made by `make(engine_voice)`. `preload` makes them all at start-up (making one may run the
+    engine once); afterwards a lookup never blocks."""
+
+    def __init__(self, voice_map: VoiceMap, make: Callable[[str], SpeechSynthesizer]) -> None:
+        self._map = voice_map
+        self._make = make
+        self._made: dict[str, SpeechSynthesizer] = {}
+
+    def preload(self) -> None:
+        for voice in sorted(self._map.installed()):
+            self._engine_voice(voice)
+
+    def __call__(self, name: str | None) -> SpeechSynthesizer:
+        return self._engine_voice(self._map.resolve(name))
+
+    def _engine_voice(self, voice: str) -> SpeechSynthesizer:
+        made = self._made.get(voice)
+        if made is None:
+            made = self._made[voice] = self._make(voice)
+        return made
