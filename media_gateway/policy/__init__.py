@@ -3,6 +3,7 @@
 from media_gateway.policy.engine import (
     DECISION_POINTS,
     DEFAULT_POLICY_DIR,
+    OVOS_FIELDS,
     POLICY_PACKAGE,
     RATE_LIMITED_PREFIX,
     Decision,
@@ -19,6 +20,7 @@ from media_gateway.policy.engine import (
 __all__ = [
     "DECISION_POINTS",
     "DEFAULT_POLICY_DIR",
+    "OVOS_FIELDS",
     "POLICY_PACKAGE",
     "RATE_LIMITED_PREFIX",
     "Decision",

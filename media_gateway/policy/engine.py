@@ -12,6 +12,14 @@ slot (another gateway process may have taken it meanwhile), and refuses with ``r
 and ``mints_per_minute``, an allowing ``connect`` ``concurrent_sessions``: without them the gateway could
 not enforce them, so such a decision is malformed (fail closed).
 
+``connect`` also carries ``ovos``: what the key's OVOS sessions look like (:data:`OVOS_FIELDS`, all
+optional: ``timezone``, ``pipeline``, ``system_unit``, ``time_format``, ``date_format``,
+``blacklisted_skills``, ``blacklisted_intents``), which the gateway hands to the session it opens. An
+allowing ``connect`` must carry it (``{}`` when the policy sets nothing), so a policy that forgot it
+cannot silently lift a key's restrictions (a skill blacklist, say); ``mint`` and ``session_update`` must
+not. It is validated as strictly as the rest: an unknown field, a wrong type or an unknown time zone is a
+malformed decision.
+
 Fail closed: an engine that cannot produce a well-formed decision raises :class:`PolicyUnavailable`
 (the HTTP layer answers 503 ``policy_unavailable``); nothing but an explicit ``allow: true`` allows.
 """
@@ -30,10 +38,13 @@ from typing import Any, Final, Literal, Protocol, get_args
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from media_gateway.timezones import valid_zone
+
 __all__ = [
     "DECISION_POINTS",
     "DEFAULT_POLICY_DIR",
     "LIMIT_NAMES",
+    "OVOS_FIELDS",
     "POLICY_PACKAGE",
     "RATE_LIMITED_PREFIX",
     "REQUIRED_LIMITS",
@@ -64,6 +75,25 @@ REQUIRED_LIMITS: Final[Mapping[DecisionPoint, tuple[LimitName, ...]]] = MappingP
     }
 )
 _LIMIT_FIELDS: Final = frozenset({"max", "retry_after_seconds", "reason"})
+
+#: The fields of a connect decision's ``ovos`` object (every one optional).
+OVOS_FIELDS: Final = (
+    "timezone",
+    "pipeline",
+    "system_unit",
+    "time_format",
+    "date_format",
+    "blacklisted_skills",
+    "blacklisted_intents",
+)
+_OVOS_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "system_unit": ("metric", "imperial"),
+        "time_format": ("half", "full"),
+        "date_format": ("MDY", "DMY", "YMD"),
+    }
+)
+_OVOS_STRING_LISTS: Final = ("pipeline", "blacklisted_skills", "blacklisted_intents")
 
 #: The Rego package of the decision rules; OPA serves them at ``/v1/data/ovos_gateway/realtime/<point>``.
 POLICY_PACKAGE: Final = "ovos_gateway.realtime"
@@ -113,13 +143,18 @@ def _no_limits() -> Mapping[LimitName, Limit]:
     return MappingProxyType({})
 
 
+def _no_ovos() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Decision:
     """One policy decision.
 
     ``reasons`` are human-readable (they go into the 403 error message) and empty when allowed.
     ``retry_after_seconds`` is set only on a deny whose every reason is a rate limit: answer 429 with
-    ``Retry-After`` then, 403 otherwise.
+    ``Retry-After`` then, 403 otherwise. ``ovos`` (connect only) holds the validated OVOS session fields
+    for the key's sessions (see :data:`OVOS_FIELDS`); empty when the policy sets none.
     """
 
     allow: bool
@@ -128,6 +163,7 @@ class Decision:
     point: DecisionPoint
     retry_after_seconds: float | None = None
     limits: Mapping[LimitName, Limit] = field(default_factory=_no_limits)
+    ovos: Mapping[str, Any] = field(default_factory=_no_ovos)
 
     @property
     def rate_limited(self) -> bool:
@@ -191,6 +227,7 @@ def parse_decision(result: Any, point: DecisionPoint, decision_id: str) -> Decis
             f"policy result for {point} allows without the limits the gateway enforces: {', '.join(missing)}",
             decision_id=decision_id,
         )
+    ovos = _parse_ovos(result, allow, point, decision_id)
     if not allow and not reasons:
         reasons = ["denied by policy"]
     return Decision(
@@ -200,6 +237,7 @@ def parse_decision(result: Any, point: DecisionPoint, decision_id: str) -> Decis
         point=point,
         retry_after_seconds=retry_after_seconds,
         limits=limits,
+        ovos=ovos,
     )
 
 
@@ -238,6 +276,53 @@ def _parse_limits(raw: Any, point: DecisionPoint, decision_id: str) -> Mapping[L
             raise bad(f"{name}.reason must be a non-empty string")
         limits[name] = Limit(max=int(maximum), retry_after_seconds=float(retry_after), reason=reason)
     return MappingProxyType(limits)
+
+
+def _parse_ovos(
+    result: Mapping[str, Any], allow: bool, point: DecisionPoint, decision_id: str
+) -> Mapping[str, Any]:
+    """The ``ovos`` object of a connect decision, validated field by field (see :data:`OVOS_FIELDS`)."""
+
+    def bad(detail: str) -> PolicyUnavailable:
+        return PolicyUnavailable(
+            f"policy result for {point} has invalid 'ovos': {detail}", decision_id=decision_id
+        )
+
+    if point != "connect":
+        if "ovos" in result:
+            raise bad("only the connect decision carries it")
+        return _no_ovos()
+    if "ovos" not in result:
+        if allow:
+            raise PolicyUnavailable(
+                f"policy result for {point} allows without 'ovos', the key's OVOS session fields",
+                decision_id=decision_id,
+            )
+        return _no_ovos()
+    raw = result["ovos"]
+    if not isinstance(raw, Mapping):
+        detail = f"not an object ({raw[:300]})" if isinstance(raw, str) else "not an object"
+        raise bad(detail)
+    ovos: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in OVOS_FIELDS:
+            raise bad(f"unknown field {str(name)[:64]!r} (known: {', '.join(OVOS_FIELDS)})")
+        if name == "timezone":
+            if not isinstance(value, str) or not valid_zone(value):
+                raise bad(f"timezone {value!r:.64} is not an IANA time zone name")
+            ovos[name] = value
+        elif name in _OVOS_CHOICES:
+            choices = _OVOS_CHOICES[name]
+            if value not in choices:
+                raise bad(f"{name} must be one of {', '.join(choices)}")
+            ovos[name] = value
+        elif name in _OVOS_STRING_LISTS:
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise bad(f"{name} must be an array of non-empty strings")
+            if name == "pipeline" and not value:
+                raise bad("pipeline must not be empty (leave it out for the OVOS default)")
+            ovos[name] = list(value)
+    return MappingProxyType(ovos)
 
 
 @dataclass(frozen=True)

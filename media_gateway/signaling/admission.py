@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from aiohttp import web
@@ -50,13 +52,17 @@ SESSION_IN_USE = "This session already has a live connection."
 
 @dataclass
 class Admission:
-    """An admitted connection. Call `release()` when it ends (any number of times)."""
+    """An admitted connection. Call `release()` when it ends (any number of times).
+
+    `ovos` is what the connect policy decided about the key's OVOS sessions (`Decision.ovos`: timezone,
+    pipeline, system_unit, ...); the transport hands it to the session as `Principal.ovos`."""
 
     key: ApiKeyRecord
     session_id: str
     config: SessionConfig
     expires_at: int | None
     instance: GatewayInstance = field(repr=False)
+    ovos: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     released: bool = False
 
     async def release(self) -> None:
@@ -171,5 +177,10 @@ async def admit(
         raise limit_reached([limit])
     assert result.session_id is not None
     return Admission(
-        key=key, session_id=result.session_id, config=config, expires_at=expires_at, instance=instance
+        key=key,
+        session_id=result.session_id,
+        config=config,
+        expires_at=expires_at,
+        instance=instance,
+        ovos=decision.ovos,
     )

@@ -217,7 +217,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         config=admission.config,
         output=call.output,
         services=app[ENGINE],
-        principal=Principal(key=key_summary(admission.key)),
+        principal=Principal(key=key_summary(admission.key), ovos=admission.ovos),
         expires_at=admission.expires_at,
         audio_sink=call.track,
     )

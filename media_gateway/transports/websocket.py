@@ -162,7 +162,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         config=admission.config,
         output=output,
         services=request.app[ENGINE],
-        principal=Principal(key=key_summary(admission.key)),
+        principal=Principal(key=key_summary(admission.key), ovos=admission.ovos),
         expires_at=admission.expires_at,
     )
     sessions = request.app[SESSIONS]

@@ -6,10 +6,11 @@ exactly these.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_gateway.policy import DecisionPoint
+from media_gateway.policy import DEFAULT_POLICY_DIR, DecisionPoint
 
 DROP: Any = object()  # marks a field to remove from a default document
 
@@ -139,6 +140,11 @@ class Case:
     @property
     def allow(self) -> bool:
         return not self.reasons
+
+    @property
+    def ovos(self) -> dict[str, Any]:
+        """The shipped data document sets no OVOS session fields: every connect decision carries {}."""
+        return {}
 
     @property
     def limits(self) -> dict[str, dict[str, Any]]:
@@ -533,4 +539,144 @@ CASES: list[Case] = [
     Case("connect-allowed-one-below-the-limit", "connect", connect(usage={"concurrent_sessions": 9})),
     Case("connect-admin-key-limits", "connect", connect(key_doc=key(["admin"]), secret=None)),
     Case("connect-empty-input", "connect", {}, [NO_KEY, TRANSPORTS, USAGE_CONCURRENT]),
+]
+
+
+# OVOS session fields of the connect decision ----------------------------------------------------------
+#
+# These run on policy data of their own: the shipped document with the fields set per scope and per key
+# (`ovos_data`). A case expects either the decision's `ovos` or, for malformed data, that the gateway
+# cannot take the decision (PolicyUnavailable, fail closed) with a message naming the problem.
+
+LISBON = {"timezone": "Europe/Lisbon", "system_unit": "metric", "date_format": "DMY"}
+ADMIN_KEY_OVOS = {
+    "timezone": "Asia/Kathmandu",
+    "pipeline": ["stop_high", "converse", "padatious_high", "adapt_high", "fallback_low"],
+    "time_format": "full",
+    "blacklisted_skills": ["ovos-skill-date-time.openvoiceos"],
+    "blacklisted_intents": ["ovos-skill-weather.openvoiceos:weather.intent"],
+}
+
+
+def ovos_data(variant: str = "fields") -> dict[str, Any]:
+    """The policy data of the OVOS cases: the shipped document plus OVOS session fields.
+
+    ``fields``: the realtime scope sets LISBON; key_c0ffee (realtime) overrides two fields; key_face (admin,
+    a scope without fields) sets ADMIN_KEY_OVOS; a scope `broken` and other keys hold malformed fields.
+    ``keys-not-object``: `keys` is an array.
+    """
+    data: dict[str, Any] = json.loads((DEFAULT_POLICY_DIR / "data.json").read_text())
+    config = data["ovos_gateway"]["config"]
+    if variant == "keys-not-object":
+        config["keys"] = [{"id": "key_01", "ovos": {"timezone": "Europe/Lisbon"}}]
+        return data
+    assert variant == "fields", variant
+    config["scopes"]["realtime"]["ovos"] = dict(LISBON)
+    config["scopes"]["broken"] = {**config["scopes"]["realtime"], "ovos": "metric"}
+    config["scope_precedence"].append("broken")
+    config["keys"] = {
+        "key_c0ffee": {"ovos": {"timezone": "America/New_York", "time_format": "half"}},
+        "key_face": {"ovos": ADMIN_KEY_OVOS},
+        "key_fade": {"ovos": {}},
+        "key_bad": {"ovos": {"timezone": "Mars/Olympus_Mons"}},
+        "key_dead": {"ovos": {"timezone": "Europe/Lisbon", "voice_colour": "blue"}},
+        "key_beef": {"ovos": {"system_unit": "kelvin"}},
+        "key_cafe": {"ovos": {"pipeline": "padatious_high"}},
+        "key_abc": {"ovos": {"blacklisted_skills": ["ok.skill", 7]}},
+        "key_ace": {"ovos": {"timezone": 0}},
+        "key_add": {"ovos": ["timezone", "Europe/Lisbon"]},
+        "key_bed": "ovos",
+    }
+    return data
+
+
+@dataclass(frozen=True)
+class OvosCase:
+    id: str
+    point: DecisionPoint
+    input: dict[str, Any]
+    ovos: dict[str, Any] = field(default_factory=dict)
+    #: Set when the gateway must refuse the decision as malformed: a fragment of the error message.
+    unavailable: str | None = None
+    data: str = "fields"
+    allow: bool = True
+
+
+def ovos_connect(key_id: str, scopes: tuple[str, ...] = ("realtime",), **key_fields: Any) -> dict[str, Any]:
+    return connect(key_doc=key(scopes, id=key_id, **key_fields), secret=None)
+
+
+OVOS_CASES: list[OvosCase] = [
+    OvosCase("ovos-scope-only", "connect", ovos_connect("key_01"), LISBON),
+    OvosCase(
+        "ovos-key-overrides-scope-field-by-field",
+        "connect",
+        ovos_connect("key_c0ffee"),
+        {**LISBON, "timezone": "America/New_York", "time_format": "half"},
+    ),
+    OvosCase("ovos-key-only-every-field", "connect", ovos_connect("key_face", ("admin",)), ADMIN_KEY_OVOS),
+    OvosCase("ovos-empty-key-override-keeps-scope", "connect", ovos_connect("key_fade"), LISBON),
+    OvosCase("ovos-neither-scope-nor-key", "connect", ovos_connect("key_02", ("admin",)), {}),
+    OvosCase(
+        "ovos-with-a-deny",
+        "connect",
+        ovos_connect("key_c0ffee", revoked=True),
+        {**LISBON, "timezone": "America/New_York", "time_format": "half"},
+        allow=False,
+    ),
+    OvosCase("ovos-not-on-mint", "mint", mint(key_doc=key(id="key_c0ffee"))),
+    OvosCase("ovos-not-on-session-update", "session_update", update(key_doc=key(id="key_c0ffee"))),
+    OvosCase(
+        "ovos-bad-time-zone",
+        "connect",
+        ovos_connect("key_bad"),
+        unavailable="'Mars/Olympus_Mons' is not an IANA",
+    ),
+    OvosCase("ovos-time-zone-not-a-string", "connect", ovos_connect("key_ace"), unavailable="timezone 0"),
+    OvosCase(
+        "ovos-unknown-field", "connect", ovos_connect("key_dead"), unavailable="unknown field 'voice_colour'"
+    ),
+    OvosCase(
+        "ovos-value-not-a-choice",
+        "connect",
+        ovos_connect("key_beef"),
+        unavailable="system_unit must be one of",
+    ),
+    OvosCase(
+        "ovos-list-field-is-a-string",
+        "connect",
+        ovos_connect("key_cafe"),
+        unavailable="pipeline must be an array of non-empty strings",
+    ),
+    OvosCase(
+        "ovos-list-field-with-a-number",
+        "connect",
+        ovos_connect("key_abc"),
+        unavailable="blacklisted_skills must be an array of non-empty strings",
+    ),
+    OvosCase(
+        "ovos-key-ovos-not-an-object",
+        "connect",
+        ovos_connect("key_add"),
+        unavailable="keys['key_add'].ovos must be an object",
+    ),
+    OvosCase(
+        "ovos-key-entry-not-an-object",
+        "connect",
+        ovos_connect("key_bed"),
+        unavailable="keys['key_bed'] must be",
+    ),
+    OvosCase(
+        "ovos-scope-ovos-not-an-object",
+        "connect",
+        ovos_connect("key_03", ("broken",)),
+        unavailable="scopes['broken'].ovos must be an object",
+    ),
+    OvosCase(
+        "ovos-keys-not-an-object",
+        "connect",
+        ovos_connect("key_01"),
+        unavailable="data.ovos_gateway.config.keys must be an object",
+        data="keys-not-object",
+    ),
 ]

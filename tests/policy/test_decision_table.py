@@ -57,7 +57,7 @@ def test_table_is_large_and_covers_every_point() -> None:
 
 def view(decision: Decision) -> tuple[object, ...]:
     limits = {name: dataclasses.asdict(limit) for name, limit in decision.limits.items()}
-    return (decision.allow, decision.reasons, decision.retry_after_seconds, limits)
+    return (decision.allow, decision.reasons, decision.retry_after_seconds, limits, dict(decision.ovos))
 
 
 def test_every_scope_carries_limits_in_the_table() -> None:
@@ -82,7 +82,7 @@ async def test_both_engines_decide_as_expected(
     in_process = await inprocess_engine.decide(case.point, case.input)
     by_rvm = await rvm_engine.decide(case.point, case.input)
 
-    expected = (case.allow, tuple(sorted(case.reasons)), case.retry_after_seconds, case.limits)
+    expected = (case.allow, tuple(sorted(case.reasons)), case.retry_after_seconds, case.limits, case.ovos)
     assert view(by_opa) == expected, "OPA server"
     assert view(in_process) == expected, "in-process"
     assert view(by_rvm) == expected, "in-process (rvm)"

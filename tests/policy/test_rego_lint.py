@@ -52,3 +52,10 @@ def test_data_document_defines_every_limit_for_every_scope() -> None:
         assert set(limits) == required, name
         assert "ovos-local" in limits["models"]
         assert all(model.startswith(("gpt-realtime", "gpt-4o-", "ovos-")) for model in limits["models"])
+
+
+def test_data_document_ships_no_ovos_session_fields() -> None:
+    """By default no scope or key sets OVOS session fields: the connect decision's `ovos` is {}."""
+    config = json.loads((DEFAULT_POLICY_DIR / "data.json").read_text())["ovos_gateway"]["config"]
+    assert config["keys"] == {}
+    assert not any("ovos" in limits for limits in config["scopes"].values())

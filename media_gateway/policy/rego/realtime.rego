@@ -11,6 +11,16 @@
 #   gateway counted before asking, and the gateway enforces `max` again atomically with its write
 #   (other gateway processes may take slots meanwhile), refusing with `reason` (429) at the limit.
 #   mint: concurrent_sessions and mints_per_minute; connect: concurrent_sessions; session_update: none.
+#   connect also carries `ovos`: what the key's OVOS sessions look like, an object with any of
+#     timezone (IANA zone name, e.g. "Europe/Lisbon"; used unless the session names its own),
+#     pipeline ([string], OVOS pipeline stage names), system_unit ("metric" | "imperial"),
+#     time_format ("half" | "full"), date_format ("MDY" | "DMY" | "YMD"),
+#     blacklisted_skills ([string]), blacklisted_intents ([string]);
+#   it is the scope's config.scopes.<scope>.ovos overridden field by field by
+#   config.keys.<key id>.ovos (key ids look like key_<hex>), {} when neither is set. The gateway
+#   validates it strictly: an unknown field, a wrong type or an unknown zone makes the decision
+#   unavailable (fail closed), and so does data where `keys`, a key entry or an `ovos` is not an
+#   object (then `ovos` is a string saying what is wrong).
 #   Configuration: data.ovos_gateway.config (data.json next to this file).
 #   Input documents: media_gateway/policy/inputs.py.
 #   OPA REST: POST /v1/data/ovos_gateway/realtime/<point> {"input": ...}
@@ -58,9 +68,13 @@ default connect := {
 	"reasons": ["policy error: the connect decision could not be evaluated"],
 	"retry_after_seconds": null,
 	"limits": {},
+	"ovos": {},
 }
 
-connect := decision(connect_reasons, connect_retry_hints, limit_docs(connect_limits))
+connect := object.union(
+	decision(connect_reasons, connect_retry_hints, limit_docs(connect_limits)),
+	{"ovos": connect_ovos},
+)
 
 decision(reasons, hints, enforced) := {
 	"allow": count(reasons) == 0,
@@ -521,3 +535,49 @@ connect_reasons contains msg if {
 		[get(secret, "max_live_connections")],
 	)
 }
+
+# ---------------------------------------------------------------------------------------------------
+# connect: the key's OVOS session fields (see the METADATA description)
+# ---------------------------------------------------------------------------------------------------
+
+ovos_keys := get(cfg, "keys")
+
+key_id := get(key, "id")
+
+key_entry := get(ovos_keys, key_id)
+
+scope_ovos := get(limits, "ovos")
+
+key_ovos := get(key_entry, "ovos")
+
+object_or_null(x) if x == null
+
+object_or_null(x) if is_object(x)
+
+as_object(x) := x if is_object(x)
+
+as_object(x) := {} if not is_object(x)
+
+ovos_data_problems contains "data.ovos_gateway.config.keys must be an object" if {
+	not object_or_null(ovos_keys)
+}
+
+ovos_data_problems contains msg if {
+	not object_or_null(key_entry)
+	msg := sprintf("data.ovos_gateway.config.keys['%v'] must be an object", [key_id])
+}
+
+ovos_data_problems contains msg if {
+	not object_or_null(key_ovos)
+	msg := sprintf("data.ovos_gateway.config.keys['%v'].ovos must be an object", [key_id])
+}
+
+ovos_data_problems contains msg if {
+	not object_or_null(scope_ovos)
+	msg := sprintf("data.ovos_gateway.config.scopes['%s'].ovos must be an object", [scope])
+}
+
+# The scope's fields with the key's on top; malformed data yields a string the gateway refuses.
+connect_ovos := object.union(as_object(scope_ovos), as_object(key_ovos)) if count(ovos_data_problems) == 0
+
+connect_ovos := concat("; ", sort([p | some p in ovos_data_problems])) if count(ovos_data_problems) > 0

@@ -125,3 +125,54 @@ test_connect_live_secret_denied if {
 	}
 	d.reasons == ["client secret already has the maximum of 1 live connection(s)"]
 }
+
+connect_input := {"key": key, "secret": null, "transport": "websocket", "usage": {"concurrent_sessions": 0}}
+
+test_connect_ovos_empty_without_fields if {
+	d := realtime.connect with input as connect_input
+	d.ovos == {}
+}
+
+test_connect_ovos_from_the_scope if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config.scopes.realtime.ovos as {"timezone": "Europe/Lisbon", "system_unit": "metric"}
+	d.allow == true
+	d.ovos == {"timezone": "Europe/Lisbon", "system_unit": "metric"}
+}
+
+test_connect_ovos_key_overrides_the_scope_field_by_field if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config.scopes.realtime.ovos as {"timezone": "Europe/Lisbon", "system_unit": "metric"}
+		with data.ovos_gateway.config.keys as {
+			"key_1": {"ovos": {"timezone": "Asia/Kathmandu", "pipeline": ["converse"]}},
+			"key_2": {"ovos": {"timezone": "UTC"}},
+		}
+	d.ovos == {"timezone": "Asia/Kathmandu", "system_unit": "metric", "pipeline": ["converse"]}
+}
+
+test_connect_ovos_malformed_data_is_a_string if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config.keys as ["key_1"]
+	d.ovos == "data.ovos_gateway.config.keys must be an object"
+}
+
+test_connect_ovos_malformed_scope_and_key_are_both_named if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config.scopes.realtime.ovos as "metric"
+		with data.ovos_gateway.config.keys as {"key_1": {"ovos": []}}
+	d.ovos == "data.ovos_gateway.config.keys['key_1'].ovos must be an object; data.ovos_gateway.config.scopes['realtime'].ovos must be an object"
+}
+
+test_connect_ovos_without_data_is_empty if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config as null
+	d.ovos == {}
+}
+
+test_mint_and_session_update_have_no_ovos if {
+	d := realtime.mint with input as mint_input
+		with data.ovos_gateway.config.keys as {"key_1": {"ovos": {"timezone": "UTC"}}}
+	not "ovos" in object.keys(d)
+	u := realtime.session_update with input as {}
+	not "ovos" in object.keys(u)
+}
