@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -21,11 +22,10 @@ from media_gateway.credentials import (
     looks_like_api_key,
 )
 from media_gateway.observability.logging import configure_logging, get_logger
-from media_gateway.persistence.database import Database
-from media_gateway.persistence.errors import AmbiguousRecord
-from media_gateway.persistence.migrate import DatabaseNotMigrated, require_migrated, upgrade_to_head
-from media_gateway.persistence.repositories import ApiKeyRecord, ApiKeyRepository, Repositories
 from media_gateway.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from media_gateway.persistence.repositories import ApiKeyRecord, ApiKeyRepository
 
 DEFAULT_SCOPES = ("realtime",)
 EXIT_USAGE = 2
@@ -90,11 +90,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         # One-shot commands print their results on stdout; keep logs out of that stream.
         configure_logging("warning", settings.log_format, sys.stderr)
+    if args.command == "worker":
+        return _worker(settings)
+    # The database commands import SQLAlchemy here, not at start-up: the worker distribution
+    # (ovos-media-gateway-worker) runs `worker` alone and installs no database driver.
+    try:
+        from media_gateway.persistence.migrate import DatabaseNotMigrated
+    except ModuleNotFoundError as exc:
+        print(
+            f"media-gateway {args.command} needs the gateway's installation (ovos-media-gateway); "
+            f"this one has no {exc.name!r}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         if args.command == "serve":
             return _serve(settings)
-        if args.command == "worker":
-            return _worker(settings)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
             print(f"database migrated ({settings.database_url.split('://', 1)[0]})")
@@ -138,6 +149,9 @@ def _run(app: web.Application, settings: Settings, name: str, port: int) -> int:
 
 
 async def _check_migrated(settings: Settings) -> None:
+    from media_gateway.persistence.database import Database
+    from media_gateway.persistence.migrate import require_migrated
+
     database = Database(settings.database_url)
     try:
         await require_migrated(database)
@@ -146,6 +160,9 @@ async def _check_migrated(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
+    from media_gateway.persistence.database import Database
+    from media_gateway.persistence.migrate import upgrade_to_head
+
     database = Database(settings.database_url)
     try:
         await upgrade_to_head(database)
@@ -154,6 +171,11 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from media_gateway.persistence.database import Database
+    from media_gateway.persistence.errors import AmbiguousRecord
+    from media_gateway.persistence.migrate import require_migrated
+    from media_gateway.persistence.repositories import Repositories
+
     database = Database(settings.database_url)
     try:
         await require_migrated(database)
