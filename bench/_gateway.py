@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench._ovos import local_ovos
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +158,29 @@ def gateway(
 
     `instrumented` runs it as `python -m bench._gwstages serve` (per-stage CPU counters, see there).
     `extra_env` adds settings; `workers` starts that many `media-gateway worker` processes first, ready
-    before the gateway starts (they need `MEDIA_GATEWAY_BUS=kafka` in `extra_env`)."""
+    before the gateway starts (they need `MEDIA_GATEWAY_BUS=kafka` in `extra_env`). A gateway or worker
+    that answers (the in-process pipeline, or workers) gets a local OVOS of its own unless `extra_env`
+    names one (`MEDIA_GATEWAY_OVOS_BUS_URL`)."""
+    answers = speech_pipeline == "inprocess" or workers > 0
+    with contextlib.ExitStack() as stack:
+        if answers and "MEDIA_GATEWAY_OVOS_BUS_URL" not in (extra_env or {}):
+            ovos = stack.enter_context(local_ovos())
+            extra_env = {**(extra_env or {}), "MEDIA_GATEWAY_OVOS_BUS_URL": ovos.url}
+        yield stack.enter_context(
+            _gateway(speech_pipeline, keys, cores, instrumented, python_args, extra_env, workers)
+        )
+
+
+@contextlib.contextmanager
+def _gateway(
+    speech_pipeline: str,
+    keys: int,
+    cores: Sequence[int] | None,
+    instrumented: bool,
+    python_args: Sequence[str],
+    extra_env: Mapping[str, str] | None,
+    workers: int,
+) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         port = free_port()
         env = {

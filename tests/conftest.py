@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +19,33 @@ from media_gateway.credentials import display_prefix, generate_api_key, hash_cre
 from media_gateway.persistence.database import Database
 from media_gateway.persistence.repositories import ApiKeyRecord, Repositories
 from media_gateway.settings import Settings, load_settings
+from tests.support.processes import DEFAULT_SETTINGS, WORKER_COMMAND
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.opa", "tests.fixtures.kafka"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.opa",
+    "tests.fixtures.kafka",
+    "tests.fixtures.ovos",
+]
+
+
+# OPM cannot be installed beside aiortc: tests/test_worker_distribution.py runs this module in the worker's
+# environment instead.
+collect_ignore = ["speech/test_opm.py"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gateways_use_the_session_ovos(ovos: Any, worker_venv: Path) -> None:
+    """Every gateway and worker a test starts answers through the session's OVOS unless the test says
+    otherwise, and workers run from the worker distribution's environment."""
+    DEFAULT_SETTINGS["ovos_bus_url"] = ovos.url
+    WORKER_COMMAND[:] = [str(worker_venv / "bin" / "python"), "-m", "media_gateway"]
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test gateway: the test's database, a free port, never the developer's .env."""
     values: dict[str, Any] = {"database_url": database_url, "port": 0, "_env_file": None}
+    values.update(DEFAULT_SETTINGS)
     values.update(overrides)
     return load_settings(**values)
 

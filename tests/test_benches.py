@@ -192,3 +192,20 @@ def test_bus_smoke() -> None:
             r" +kafka +median \d+ ms over 1 turns",
         ],
     )
+
+
+def test_ovos_turns_smoke() -> None:
+    output = run_bench("-m", "bench.ovos_turns", "--smoke")
+    assert_lines(
+        output,
+        [
+            r"gateway pid \d+; OVOS ready in .* s; admission limit 1$",
+            r"turn latency \(ms\), spoken questions, server VAD 500 ms; baseline 1 session, load 2$",
+            rf"end of speech → first audio +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}x$",
+            rf"utterance → first audio +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}x$",
+            r"turns completed: 2/2",
+            r"2 concurrent get_response dialogs on one skill, admission limit 1",
+            # Two dialogs through one slot: the second waits for the first, both complete, none refused.
+            r"dialogs completed: 2/2; .* turns queued [1-9]\d*, refused 0$",
+        ],
+    )

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import DEFAULT_SETTINGS
+
 COMMAND = [sys.executable, "-m", "media_gateway"]
 
 
@@ -36,6 +38,7 @@ def env(workdir: Path) -> dict[str, str]:
     values["MEDIA_GATEWAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir}/gateway.db"
     values["MEDIA_GATEWAY_PORT"] = str(free_port())
     values["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    values.update({f"MEDIA_GATEWAY_{name.upper()}": value for name, value in DEFAULT_SETTINGS.items()})
     return values
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import asyncpg
 import pytest
 from aiohttp import web
@@ -10,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from media_gateway.app import build_app
 from media_gateway.app_keys import BUS
 from media_gateway.persistence.database import Database
-from tests.conftest import Gateway, make_settings
+from tests.conftest import Gateway, GatewayFactory, make_settings
 
 
 def assert_openai_error(body: object, *, code: str | None = None) -> dict[str, object]:
@@ -47,8 +49,21 @@ async def test_ready_reports_every_component(gateway: Gateway) -> None:
     response = await gateway.client.get("/ready")
     assert response.status == 200
     body = await response.json()
-    assert body["checks"] == {"database": "ok", "bus": "ok", "policy": "ok"}
+    assert body["checks"] == {"database": "ok", "bus": "ok", "policy": "ok", "ovos": "ok"}
     assert body["not_ready"] == []
+
+
+async def test_ready_names_an_unreachable_ovos(gateway_factory: GatewayFactory) -> None:
+    """OVOS away (nothing listens on its bus URL): the gateway starts, and /ready says what is missing."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gateway = await gateway_factory(ovos_bus_url=f"ws://127.0.0.1:{port}/core")
+    response = await gateway.client.get("/ready")
+    assert response.status == 503
+    body = await response.json()
+    assert body["not_ready"] == ["ovos"]
+    assert body["checks"]["ovos"] == "unavailable: not connected to the OVOS messagebus"
 
 
 async def test_ready_names_a_stopped_bus(gateway: Gateway) -> None:

@@ -181,7 +181,7 @@ async def test_ready_names_kafka_and_the_worker_reports_its_sessions(over_kafka:
         assert body["checks"]["bus"] == "ok"
         async with http.get(f"{over_kafka.workers[0].base_url}/ready") as response:
             worker = await response.json()
-        assert worker["checks"] == {"kafka": "ok", "pipeline": "ok"}
+        assert worker["checks"] == {"kafka": "ok", "ovos": "ok", "pipeline": "ok"}
         async with http.get(f"{over_kafka.workers[0].base_url}/metrics") as response:
             text = await response.text()
     assert "gateway_worker_sessions " in text

@@ -19,6 +19,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "media_gateway"]
+# Settings every test gateway gets unless its test says otherwise: the test session's OVOS messagebus
+# (set by the session fixture in tests/conftest.py).
+DEFAULT_SETTINGS: dict[str, str] = {}
+# `media-gateway worker` runs from the worker distribution's environment (OVOS speech plugins, no aiortc),
+# with this checkout first on its path (set by the session fixture in tests/conftest.py).
+WORKER_COMMAND: list[str] = list(COMMAND)
 
 
 def free_port() -> int:
@@ -34,7 +40,7 @@ def gateway_env(database_url: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_GATEWAY_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     env["MEDIA_GATEWAY_DATABASE_URL"] = database_url
-    for name, value in settings.items():
+    for name, value in {**DEFAULT_SETTINGS, **settings}.items():
         env[f"MEDIA_GATEWAY_{name.upper()}"] = value
     return env
 
@@ -73,6 +79,7 @@ class GatewayProcess:
     command: str = "serve"
     port_setting: str = "MEDIA_GATEWAY_PORT"
     wait_path: str = "/health"  # started once this answers 200
+    program: list[str] = field(default_factory=lambda: list(COMMAND))
 
     @property
     def base_url(self) -> str:
@@ -85,7 +92,7 @@ class GatewayProcess:
             self.log_path = self.cwd / f"{self.command}-{self.port}.log"
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
-                *COMMAND, self.command, env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
+                *self.program, self.command, env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + startup_seconds
         async with aiohttp.ClientSession() as http:
@@ -135,5 +142,10 @@ class GatewayProcess:
 def worker_process(env: dict[str, str], cwd: Path) -> GatewayProcess:
     """`media-gateway worker`, started once its /ready answers 200 (models loaded, in its group)."""
     return GatewayProcess(
-        env, cwd, command="worker", port_setting="MEDIA_GATEWAY_WORKER_PORT", wait_path="/ready"
+        env,
+        cwd,
+        command="worker",
+        port_setting="MEDIA_GATEWAY_WORKER_PORT",
+        wait_path="/ready",
+        program=list(WORKER_COMMAND),
     )
