@@ -13,6 +13,8 @@ The source is copied first, without build leftovers: pip builds a local director
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -26,8 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
+
+from tests.fixtures.ovos import OvosServer, intent_cache
+from tests.speech.audio import spoken_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_TIMEOUT = 900  # s; warm pip cache: ~30 s on two cores
@@ -197,9 +203,14 @@ def test_help_of_every_command(installed: Installed, env: dict[str, str], workdi
         assert "usage: media-gateway" in sub.stdout
 
 
-def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workdir: Path) -> None:
+def test_migrate_keys_and_serve(
+    installed: Installed, env: dict[str, str], workdir: Path, ovos_venv: Path
+) -> None:
     """What `make run` and the Docker image do: migrate (twice: the image migrates on every start), create
-    keys, serve until healthy and ready, then stop on SIGTERM with exit code 0."""
+    keys, serve until healthy and ready, then stop on SIGTERM with exit code 0. As `make run` does, the
+    gateway starts OVOS from the OVOS virtualenv (ovos-messagebus and ovos-core, its own processes) and
+    answers a question through it. Its `var/ovos` holds the intent cache of an earlier run, as it does on a
+    machine that ran `make run` once (the first run trains the skills: about 40 s more)."""
     for _ in range(2):
         migrated = run(installed.gateway, ["migrate"], env, workdir)
         assert migrated.returncode == 0, migrated.stderr
@@ -217,8 +228,17 @@ def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workd
         assert expected in result.stdout
     assert (workdir / "var" / "dev-api-key").is_file()
 
+    seed = intent_cache(ovos_venv)
+    if seed.is_dir():
+        shutil.copytree(seed, workdir / "var" / "ovos" / "data" / "mycroft" / "intent_cache")
+    env = env | {
+        "MEDIA_GATEWAY_OVOS_VENV": str(ovos_venv),
+        "MEDIA_GATEWAY_OVOS_BUS_URL": f"ws://127.0.0.1:{free_port()}/core",
+    }
     base = f"http://127.0.0.1:{env['MEDIA_GATEWAY_PORT']}"
     with serving(installed, "serve", env, workdir, base, stopped="gateway.stopped"):
+        reply = asyncio.run(typed_turn(base, key, "what time is it"))
+        assert spoken_clock(reply) is not None, reply  # OVOS's date-time skill answered
         # The README's first request: the protocol models (openai) and the policy engine at run time.
         secret = httpx.post(
             f"{base}/v1/realtime/client_secrets",
@@ -230,11 +250,35 @@ def test_migrate_keys_and_serve(installed: Installed, env: dict[str, str], workd
         assert secret.json()["value"].startswith("ek_")
 
 
+async def typed_turn(base: str, key: str, text: str) -> str:
+    """A text question on the realtime WebSocket, answered in text: the reply's text."""
+    url = base.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, headers={"Authorization": f"Bearer {key}"}) as ws,
+    ):
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        await ws.send_json({"type": "conversation.item.create", "item": item})
+        await ws.send_json({"type": "response.create", "response": {"output_modalities": ["text"]}})
+        async with asyncio.timeout(30):
+            async for message in ws:
+                event = json.loads(message.data)
+                if event["type"] == "response.done":
+                    return str(event["response"]["output"][0]["content"][0]["text"])
+    raise AssertionError("the connection closed before response.done")
+
+
 def test_worker_runs_on_kafka(
-    installed: Installed, env: dict[str, str], workdir: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+    installed: Installed,
+    env: dict[str, str],
+    workdir: Path,
+    kafka_bootstrap: str,
+    kafka_topic_prefix: str,
+    ovos: OvosServer,
 ) -> None:
-    """`media-gateway worker` from the clean install: it loads its models, joins its group on the real
-    broker, answers /health and /ready, and exits 0 on SIGTERM."""
+    """`media-gateway worker` from the clean install (its built-in speech: OPM plugins need the worker
+    distribution): it loads its models, joins its group on the real broker, connects to OVOS, answers
+    /health and /ready, and exits 0 on SIGTERM."""
     port = free_port()
     worker_env = {
         **env,
@@ -242,6 +286,7 @@ def test_worker_runs_on_kafka(
         "MEDIA_GATEWAY_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MEDIA_GATEWAY_KAFKA_TOPIC_PREFIX": kafka_topic_prefix,
         "MEDIA_GATEWAY_WORKER_PORT": str(port),
+        "MEDIA_GATEWAY_OVOS_BUS_URL": ovos.url,
     }
     with serving(
         installed, "worker", worker_env, workdir, f"http://127.0.0.1:{port}", stopped="worker.stopped"
