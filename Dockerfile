@@ -7,7 +7,7 @@ COPY media_gateway ./media_gateway
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-# flite speaks the in-process pipeline's replies.
+# flite speaks the in-process pipeline's replies; OVOS answers on the bus of MEDIA_GATEWAY_OVOS_BUS_URL.
 RUN apt-get update && apt-get install -y --no-install-recommends flite && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /srv/gateway --create-home gateway
 COPY --from=build /install /usr/local
