@@ -113,6 +113,9 @@ class SpeechPipeline:
         self._assistant = assistant
         self._executor = executor
         self._owns_executor = executor is None
+        # Synthesis has a pool of its own: behind a queue of transcriptions (each hundreds of ms of CPU)
+        # the next sentence of a reply would wait for all of them, and the reply's first audio with it.
+        self._tts_executor: ThreadPoolExecutor | None = None
         self._chunk_ms = chunk_ms
         self._session_ttl = session_ttl_seconds
         self._group = group
@@ -134,6 +137,9 @@ class SpeechPipeline:
             self._executor = ThreadPoolExecutor(
                 max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="speech"
             )
+        self._tts_executor = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="tts"
+        )
         self._subscription = await self._bus.subscribe(INPUT_TOPIC, group=self._group)
         self._dispatcher = asyncio.create_task(self._dispatch(self._subscription), name="speech-pipeline")
         self._sweeper = asyncio.create_task(self._sweep(), name="speech-pipeline-ttl")
@@ -153,6 +159,9 @@ class SpeechPipeline:
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        if self._tts_executor is not None:
+            self._tts_executor.shutdown(wait=False, cancel_futures=True)
+            self._tts_executor = None
 
     # -- dispatch (never blocks on speech work) ------------------------------------------------------------
 
@@ -302,7 +311,7 @@ class SpeechPipeline:
                 emit=emit,
                 emit_audio=emit_audio,
                 synthesizer=lambda: self._voices(session.settings.voice),
-                executor=self._executor,
+                executor=self._tts_executor,
                 listener=dialog,
                 chunk_ms=self._chunk_ms,
             )
