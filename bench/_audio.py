@@ -1,5 +1,5 @@
 """Audio for `bench.ws_sessions`: espeak-ng sentences between stretches of quiet noise, as 24 kHz PCM cut into
-20 ms `input_audio_buffer.append` events."""
+20 ms `input_audio_buffer.append` events. `read_wav` and `noise` also serve `bench.stt_models` at 16 kHz."""
 
 from __future__ import annotations
 
@@ -34,15 +34,21 @@ def espeak(text: str, workdir: Path) -> bytes:
     """`text` spoken by espeak-ng, as 24 kHz mono s16le."""
     path = workdir / f"{abs(hash(text))}.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    return read_wav(path)
+
+
+def read_wav(path: Path, rate: int = RATE) -> bytes:
+    """The s16le samples of the WAV file at `path` (mono, as espeak-ng and flite write it), at `rate`."""
     with wave.open(str(path)) as wav:
-        rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
-    resampler = PcmResampler(rate, RATE)
+        source_rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+    resampler = PcmResampler(source_rate, rate)
     return resampler.push(pcm) + resampler.flush()
 
 
-def noise(ms: int, seed: int, level: float = 30.0) -> bytes:
+def noise(ms: int, seed: int, level: float = 30.0, rate: int = RATE) -> bytes:
+    """Quiet white noise at `rate` (`level` is the RMS in 16-bit units; 30 is about -61 dBFS)."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(RATE * ms // 1000) * level).astype(np.int16).tobytes()
+    return (rng.standard_normal(rate * ms // 1000) * level).astype(np.int16).tobytes()
 
 
 def loud_span(pcm: bytes, floor_db: float = -35.0) -> tuple[int, int]:
