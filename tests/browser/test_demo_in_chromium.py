@@ -37,7 +37,7 @@ from media_gateway.pipeline.messages import (
     decode,
 )
 from tests.browser.conftest import DemoGatewayFactory
-from tests.speech.audio import padded, spoken, word_errors, words
+from tests.speech.audio import padded, spoken, spoken_clock, word_errors, words
 from tests.support.conformance import GATE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -271,9 +271,11 @@ async def test_demo_page_talks_to_the_gateway_over_webrtc(
     wer = word_errors(SENTENCE, transcripts[0]) / len(words(SENTENCE))
     assert wer <= MAX_WER, f"heard {transcripts[0]!r} for {SENTENCE!r} (WER {wer:.2f})"
     assert "response.output_audio.delta" not in types  # WebRTC: the audio is on the track
+    answer = done["response"]["output"][0]["content"][0]["transcript"]
+    assert spoken_clock(answer) is not None, answer  # OVOS's date-time skill told the time
     # What a person sees: both sides of the turn in the transcript, and the meters moved.
     assert f"You: {transcripts[0]}" in state["transcript"]
-    assert "\nAssistant: " in state["transcript"]
+    assert f"\nAssistant: {answer}" in state["transcript"]
     assert state["micPeakDb"] > -30
     assert state["replyPeakDb"] > -40
 
