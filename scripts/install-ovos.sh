@@ -42,22 +42,11 @@ key="$(
             | LC_ALL=C sort -z | xargs -0 sha256sum
     } | sha256sum | cut -c1-16
 )"
-VENV="${CACHE_ROOT}/${key}"
-# Written last: a folder without it is an interrupted install and is rebuilt.
-STAMP="${VENV}/.complete"
-
-# One install at a time (a test run and `make run` may start together): the others wait, then reuse it.
-mkdir -p "${CACHE_ROOT}"
-exec 9> "${CACHE_ROOT}/.lock"
-flock 9
-
-if [[ ! -f "${STAMP}" ]]; then
+# shellcheck source=scripts/cached-venv.sh
+source "${HERE}/scripts/cached-venv.sh"
+if cached_venv_open "${CACHE_ROOT}" "${key}"; then
     echo "installing OVOS into ${VENV}" >&2
     started=${SECONDS}
-    rm -rf "${VENV}"
-    mkdir -p "${CACHE_ROOT}"
-    "${PYTHON}" -m venv "${VENV}"
-    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
     # The example skill is built from a copy: a build in the source tree would leave build/ and egg-info there.
     work="$(mktemp -d)"
     trap 'rm -rf "${work}"' EXIT
@@ -68,8 +57,7 @@ if [[ ! -f "${STAMP}" ]]; then
     done
     "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
         -c "${SOURCE}/constraints.txt" -r "${SOURCE}/requirements.txt" "${skills[@]}"
-    "${VENV}/bin/python" -m pip check >&2
-    touch "${STAMP}"
+    cached_venv_close
     echo "OVOS installed in $((SECONDS - started)) s" >&2
 fi
 echo "${VENV}"

@@ -26,27 +26,18 @@ key="$(
         sha256sum "${HERE}/worker/pyproject.toml"
     } | sha256sum | cut -c1-16
 )"
-VENV="${CACHE_ROOT}/${key}"
-STAMP="${VENV}/.complete"
-
-mkdir -p "${CACHE_ROOT}"
-exec 9> "${CACHE_ROOT}/.lock"
-flock 9
-
-if [[ ! -f "${STAMP}" ]]; then
+# shellcheck source=scripts/cached-venv.sh
+source "${HERE}/scripts/cached-venv.sh"
+if cached_venv_open "${CACHE_ROOT}" "${key}"; then
     echo "installing the worker distribution into ${VENV}" >&2
     started=${SECONDS}
-    rm -rf "${VENV}"
-    "${PYTHON}" -m venv "${VENV}"
-    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
     # Built from a copy: hatchling builds in place, and the wheel must not depend on the checkout's state.
     work="$(mktemp -d)"
     trap 'rm -rf "${work}"' EXIT
     cp -r "${HERE}/worker" "${HERE}/media_gateway" "${work}/"
     find "${work}" -name __pycache__ -prune -exec rm -rf {} +
     "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check "${work}/worker[test]"
-    "${VENV}/bin/python" -m pip check >&2
-    touch "${STAMP}"
+    cached_venv_close
     echo "worker installed in $((SECONDS - started)) s" >&2
 fi
 echo "${VENV}"

@@ -38,6 +38,7 @@ from typing import Any, Final, Literal, Protocol, get_args
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from media_gateway.ovos.sessions import POLICY_FIELDS
 from media_gateway.timezones import valid_zone
 
 __all__ = [
@@ -76,16 +77,9 @@ REQUIRED_LIMITS: Final[Mapping[DecisionPoint, tuple[LimitName, ...]]] = MappingP
 )
 _LIMIT_FIELDS: Final = frozenset({"max", "retry_after_seconds", "reason"})
 
-#: The fields of a connect decision's ``ovos`` object (every one optional).
-OVOS_FIELDS: Final = (
-    "timezone",
-    "pipeline",
-    "system_unit",
-    "time_format",
-    "date_format",
-    "blacklisted_skills",
-    "blacklisted_intents",
-)
+#: The fields of a connect decision's ``ovos`` object (every one optional): the session's time zone and the
+#: OVOS session fields a key's policy may set.
+OVOS_FIELDS: Final = ("timezone", *POLICY_FIELDS)
 _OVOS_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "system_unit": ("metric", "imperial"),

@@ -6,22 +6,16 @@ the SDK's GA models."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
-
-from openai import AsyncOpenAI
 
 from tests.fixtures.kafka import KafkaBroker
 from tests.pipeline.test_kafka_failover import owner_of_sessions
-from tests.speech.audio import padded, spoken, spoken_clock, word_errors, words
-from tests.support.conformance import GATE
-from tests.support.deployment import MANUAL_TURNS, answered, deploy, kafka_settings, say
-from tests.support.processes import GatewayProcess, worker_process
-from tests.support.realtime import connect, pcm24k
+from tests.speech.audio import spoken_clock, word_errors, words
+from tests.support.deployment import MANUAL_TURNS, answered, kafka_deployment, say
+from tests.support.realtime import connect, sdk_spoken_turn
 
 TRANSCRIBE = {"transcription": {"model": "gpt-4o-mini-transcribe"}}
 REBALANCE_SECONDS = 8.0
@@ -37,39 +31,13 @@ def clock_in(zone: str, moments: list[datetime]) -> set[tuple[int, int]]:
 
 async def ask_the_time(base_url: str, key: str, zone: str) -> tuple[str, str, list[datetime]]:
     """A spoken "what time is it" with the official SDK in a session whose time zone is `zone`
-    (`tracing.metadata.timezone`): its transcript and the reply's transcript."""
-    client = AsyncOpenAI(
-        api_key=key, base_url=f"{base_url}/v1", websocket_base_url=base_url.replace("http", "ws") + "/v1"
-    )
-    events: list[dict[str, Any]] = []
-
-    async def until(event_type: str) -> dict[str, Any]:
-        while True:
-            event = GATE.check(await asyncio.wait_for(connection.recv_bytes(), 60))
-            events.append(event)
-            if event["type"] == event_type:
-                return event
-
-    async with client.realtime.connect(model="gpt-realtime") as connection:
-        await until("session.created")
-        await connection.session.update(
-            session={
-                "type": "realtime",
-                "audio": {"input": TRANSCRIBE},
-                "tracing": {"workflow_name": "time-zones", "metadata": {"timezone": zone}},
-            }
-        )
-        await until("session.updated")
-        audio = pcm24k(padded(spoken("what time is it")))
-        before = datetime.now(ZoneInfo("UTC"))
-        for start in range(0, len(audio), 4800):
-            await connection.input_audio_buffer.append(
-                audio=base64.b64encode(audio[start : start + 4800]).decode()
-            )
-        done = await until("response.done")
-        after = datetime.now(ZoneInfo("UTC"))
-    await client.close()
+    (`tracing.metadata.timezone`): its transcript, the reply's transcript, and when it was asked."""
+    before = datetime.now(ZoneInfo("UTC"))
+    tracing = {"tracing": {"workflow_name": "time-zones", "metadata": {"timezone": zone}}}
+    events = await sdk_spoken_turn(base_url, key, "what time is it", tracing)
+    after = datetime.now(ZoneInfo("UTC"))
     (heard,) = [e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    done = events[-1]
     assert done["response"]["status"] == "completed"
     reply = done["response"]["output"][0]["content"][0]["transcript"]
     return str(heard["transcript"]), str(reply), [before, after]
@@ -78,24 +46,17 @@ async def ask_the_time(base_url: str, key: str, zone: str) -> tuple[str, str, li
 async def test_two_sessions_in_two_time_zones_over_kafka(
     kafka_broker: KafkaBroker, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    env, key = await deploy(tmp_path, "zones", **kafka_settings(kafka_broker.bootstrap, kafka_topic_prefix))
-    worker = worker_process(env, tmp_path)
-    gateway = GatewayProcess(env, tmp_path, wait_path="/ready")
-    try:
-        await worker.start(120)
-        await gateway.start()
+    async with kafka_deployment(tmp_path, "zones", kafka_broker.bootstrap, kafka_topic_prefix) as deployed:
+        base, key = deployed.gateway.base_url, deployed.key
         tokyo, new_york = await asyncio.gather(
-            ask_the_time(gateway.base_url, key, "Asia/Tokyo"),
-            ask_the_time(gateway.base_url, key, "America/New_York"),
+            ask_the_time(base, key, "Asia/Tokyo"), ask_the_time(base, key, "America/New_York")
         )
-    finally:
-        await gateway.stop()
-        await worker.stop()
+        worker_log = deployed.workers[0].log()
     print(f"\nTokyo: {tokyo[:2]}, New York: {new_york[:2]}")
     for zone, (heard, reply, moments) in (("Asia/Tokyo", tokyo), ("America/New_York", new_york)):
         assert word_errors("what time is it", heard) == 0
         assert spoken_clock(reply) in clock_in(zone, moments), (zone, reply)
-    assert "opm" in worker.log()  # the worker spoke through OVOS plugins (its start-up log says which)
+    assert '"engines": "opm"' in worker_log  # the worker spoke through OVOS plugins (its start-up log)
 
 
 async def test_a_dialog_continues_on_another_worker_after_a_kill(
@@ -103,33 +64,25 @@ async def test_a_dialog_continues_on_another_worker_after_a_kill(
 ) -> None:
     """ "ask me my name" → "What is your name?"; the worker holding the session is killed (-9); "bob" →
     "Nice to meet you, bob." from the other worker: the OVOS session travelled with the gateway's turn."""
-    env, key = await deploy(tmp_path, "dialog", **kafka_settings(kafka_broker.bootstrap, kafka_topic_prefix))
-    workers = [worker_process(env, tmp_path) for _ in range(2)]
-    gateway = GatewayProcess(env, tmp_path, wait_path="/ready")
-    try:
-        await asyncio.gather(*(w.start(120) for w in workers))
-        await gateway.start()
-        async with connect(gateway.base_url, key) as client:
-            await client.recv()
-            await client.send({"type": "session.update", "session": MANUAL_TURNS})
-            await client.wait_for("session.updated")
-            owner = await owner_of_sessions(workers)
-            await say(client, "ask me my name")
-            question = await answered(client)
-            await asyncio.sleep(1.0)  # the caller hears the question out
-            await workers[owner].kill()
-            killed = time.monotonic()
-            # The group moves the dead worker's partitions after its session timeout (6 s by default); the
-            # skill waits 15 s for its answer.
-            await asyncio.sleep(REBALANCE_SECONDS)
-            await say(client, "bob")
-            answer = await answered(client, timeout=60)
-            answered_after = time.monotonic() - killed
-            transcripts = client.of_type("conversation.item.input_audio_transcription.completed")
-    finally:
-        await gateway.stop()
-        for worker in workers:
-            await worker.stop()
+    deployment = kafka_deployment(tmp_path, "dialog", kafka_broker.bootstrap, kafka_topic_prefix, workers=2)
+    async with deployment as deployed, connect(deployed.gateway.base_url, deployed.key) as client:
+        workers = deployed.workers
+        await client.recv()
+        await client.send({"type": "session.update", "session": MANUAL_TURNS})
+        await client.wait_for("session.updated")
+        owner = await owner_of_sessions(workers)
+        await say(client, "ask me my name")
+        question = await answered(client)
+        await asyncio.sleep(1.0)  # the caller hears the question out
+        await workers[owner].kill()
+        killed = time.monotonic()
+        # The group moves the dead worker's partitions after its session timeout (6 s by default); the
+        # skill waits 15 s for its answer.
+        await asyncio.sleep(REBALANCE_SECONDS)
+        await say(client, "bob")
+        answer = await answered(client, timeout=60)
+        answered_after = time.monotonic() - killed
+        transcripts = client.of_type("conversation.item.input_audio_transcription.completed")
     print(f"\nworker killed; the answer {answer['status']} {answered_after:.2f} s later")
     assert question["status"] == "completed"
     assert question["output"][0]["content"][0]["transcript"] == "What is your name?"

@@ -15,6 +15,7 @@ from tests.support.deployment import (
     MANUAL_TURNS,
     answered,
     deploy,
+    kafka_deployment,
     kafka_settings,
     metric,
     ready_status,
@@ -39,13 +40,10 @@ async def owner_of_sessions(workers: list[GatewayProcess]) -> int:
 async def test_a_worker_killed_mid_turn(
     kafka_broker: KafkaBroker, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    env, key = await deploy(tmp_path, "kill", **kafka_settings(kafka_broker.bootstrap, kafka_topic_prefix))
-    workers = [worker_process(env, tmp_path) for _ in range(2)]
-    gateway = GatewayProcess(env, tmp_path, wait_path="/ready")
-    try:
-        await asyncio.gather(*(w.start(120) for w in workers))
-        await gateway.start()
-        async with connect(gateway.base_url, key) as client:
+    deployment = kafka_deployment(tmp_path, "kill", kafka_broker.bootstrap, kafka_topic_prefix, workers=2)
+    async with deployment as deployed:
+        workers = deployed.workers
+        async with connect(deployed.gateway.base_url, deployed.key) as client:
             await client.recv()
             await client.send({"type": "session.update", "session": MANUAL_TURNS})
             await client.wait_for("session.updated")
@@ -67,10 +65,6 @@ async def test_a_worker_killed_mid_turn(
         survivor_events = await metric(
             survivor.base_url, "gateway_bus_messages_published_total", kind="event"
         )
-    finally:
-        await gateway.stop()
-        for worker in workers:
-            await worker.stop()
     print(
         f"\nkill -9 of the session's worker: the response ended {first['status']} after {ended_after:.2f} s "
         f"({[e['error'].get('code') for e in errors]}); the next turn {second['status']} in "

@@ -4,8 +4,6 @@ process started with the operator's commands."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from openai import AsyncOpenAI
 
 from tests.fixtures.kafka import KafkaBroker
 from tests.speech.audio import padded, spoken, word_errors, words
-from tests.support.conformance import GATE
 from tests.support.processes import GatewayProcess, create_key, gateway_env, run_command, worker_process
-from tests.support.realtime import pcm24k
+from tests.support.realtime import sdk_spoken_turn
 from tests.webrtc.client import CallClient
 
 SENTENCE = "what time is it"
@@ -85,30 +81,7 @@ async def over_kafka(
 
 async def sdk_turn(deployment: Deployment) -> list[dict[str, Any]]:
     """A spoken turn with the official SDK, pointed at the gateway by URL only; every event it got."""
-    base = deployment.gateway.base_url
-    client = AsyncOpenAI(
-        api_key=deployment.key, base_url=f"{base}/v1", websocket_base_url=base.replace("http", "ws") + "/v1"
-    )
-    events: list[dict[str, Any]] = []
-
-    async def receive_until(event_type: str) -> dict[str, Any]:
-        while True:
-            event = GATE.check(await asyncio.wait_for(connection.recv_bytes(), 60))
-            events.append(event)
-            if event["type"] == event_type:
-                return event
-
-    async with client.realtime.connect(model="gpt-realtime") as connection:
-        await receive_until("session.created")
-        await connection.session.update(session={"type": "realtime", "audio": {"input": TRANSCRIBE}})
-        await receive_until("session.updated")
-        audio = pcm24k(padded(spoken(SENTENCE)))
-        for start in range(0, len(audio), 4800):
-            chunk = base64.b64encode(audio[start : start + 4800]).decode()
-            await connection.input_audio_buffer.append(audio=chunk)
-        await receive_until("response.done")
-    await client.close()
-    return events
+    return await sdk_spoken_turn(deployment.gateway.base_url, deployment.key, SENTENCE)
 
 
 async def webrtc_turn(deployment: Deployment) -> list[dict[str, Any]]:

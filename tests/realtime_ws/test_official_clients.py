@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from typing import Any
 
 import pytest
 from agents.realtime import RealtimeAgent, RealtimeRunner
-from openai import AsyncOpenAI
 
 from tests.conftest import Gateway
 from tests.speech.audio import padded, spoken, word_errors, words
 from tests.support.conformance import GATE
-from tests.support.realtime import pcm24k
+from tests.support.realtime import pcm24k, sdk_spoken_turn
 
 SENTENCE = "what time is it"
 
@@ -23,34 +21,8 @@ SENTENCE = "what time is it"
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_openai_sdk_realtime_connect_completes_a_spoken_turn(gateway: Gateway) -> None:
     key = await gateway.create_api_key()
-    ws_base = gateway.base_url.replace("http://", "ws://") + "/v1"
-    client = AsyncOpenAI(api_key=key, base_url=f"{gateway.base_url}/v1", websocket_base_url=ws_base)
-    events: list[dict[str, Any]] = []
-
-    async def receive_until(event_type: str) -> dict[str, Any]:
-        while True:
-            raw = await asyncio.wait_for(connection.recv_bytes(), 60)
-            event = GATE.check(raw)  # the SDK itself does not validate; the gate does, strictly
-            events.append(event)
-            if event["type"] == event_type:
-                return event
-
-    async with client.realtime.connect(model="gpt-realtime") as connection:
-        await receive_until("session.created")
-        await connection.session.update(
-            session={
-                "type": "realtime",
-                "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
-            }
-        )
-        await receive_until("session.updated")
-        audio = pcm24k(padded(spoken(SENTENCE)))
-        for start in range(0, len(audio), 4800):
-            await connection.input_audio_buffer.append(
-                audio=base64.b64encode(audio[start : start + 4800]).decode()
-            )
-        done = await receive_until("response.done")
-    await client.close()
+    events = await sdk_spoken_turn(gateway.base_url, key, SENTENCE)
+    done = events[-1]
 
     types = [event["type"] for event in events]
     for expected in (

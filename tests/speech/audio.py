@@ -13,41 +13,27 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from bench._stt_text import number_words
+
 RATE = 16_000
 
 
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-_ONES = _words(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen"
-)
-_TENS = dict(enumerate(_words("twenty thirty forty fifty sixty seventy eighty ninety"), start=2))
-
-
-def number_words(n: int) -> str:
-    """0..9999 in words, as a speech recogniser or a skill writes them ("twenty-one")."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens] if ones == 0 else f"{_TENS[tens]}-{_ONES[ones]}"
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return f"{_ONES[hundreds]} hundred" + (f" and {number_words(rest)}" if rest else "")
-    thousands, rest = divmod(n, 1000)
-    return f"{number_words(thousands)} thousand" + (f" {number_words(rest)}" if rest else "")
-
-
 def spoken_clock(text: str) -> tuple[int, int] | None:
-    """The hour (1-12) and minute of a spoken time such as OVOS's date-time skill says it ("It is ten oh
-    one", "It's seven forty-five", "It's twelve o'clock"), or None: the first number is the hour, the
-    numbers after it add up to the minute."""
-    values = {word: n for n, word in enumerate(_ONES)} | {w: n * 10 for n, w in _TENS.items()} | {"oh": 0}
+    """The hour (1-12) and minute of a spoken time as OVOS's date-time skill says it ("It is ten oh one",
+    "It's seven forty-five", "twelve o'clock", "quarter past eight", "ten to nine"), or None."""
+    values = {number_words(n): n for n in (*range(20), 20, 30, 40, 50)} | {"oh": 0, "quarter": 15, "half": 30}
     words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
-    numbers = [values[word] for word in words if word in values]
+    for relation in ("past", "to"):
+        if relation in words:  # "<minutes> past/to <hour>"
+            at = words.index(relation)
+            minutes = sum(values[w] for w in words[:at] if w in values)
+            hours = [values[w] for w in words[at + 1 :] if w in values]
+            if not hours or not 1 <= hours[0] <= 12 or not 0 < minutes < 60:
+                return None
+            if relation == "past":
+                return hours[0], minutes
+            return (hours[0] - 2) % 12 + 1, 60 - minutes
+    numbers = [values[word] for word in words if word in values and word not in ("quarter", "half")]
     if not numbers or not 1 <= numbers[0] <= 12 or sum(numbers[1:]) >= 60:
         return None
     return numbers[0], sum(numbers[1:])

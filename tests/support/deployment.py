@@ -3,6 +3,10 @@ the Kafka bus, and readings of a process's /metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.speech.audio import padded, spoken
-from tests.support.processes import create_key, gateway_env, run_command
+from tests.support.processes import GatewayProcess, create_key, gateway_env, run_command, worker_process
 from tests.support.realtime import RealtimeClient, pcm24k
 
 MANUAL_TURNS = {
@@ -39,6 +43,32 @@ async def deploy(
     assert code == 0, err
     key, _ = await create_key(env, tmp, name)
     return env, key
+
+
+@dataclass
+class KafkaDeployment:
+    gateway: GatewayProcess
+    workers: list[GatewayProcess]
+    key: str
+
+
+@contextlib.asynccontextmanager
+async def kafka_deployment(
+    tmp: Path, name: str, bootstrap: str, prefix: str, *, workers: int = 1
+) -> AsyncIterator[KafkaDeployment]:
+    """A gateway (no pipeline of its own) and `workers` workers on the Kafka bus, ready, with an API key;
+    every process is stopped on exit, also one that failed to start."""
+    env, key = await deploy(tmp, name, **kafka_settings(bootstrap, prefix))
+    started = [worker_process(env, tmp) for _ in range(workers)]
+    gateway = GatewayProcess(env, tmp, wait_path="/ready")
+    try:
+        await asyncio.gather(*(worker.start(120) for worker in started))
+        await gateway.start()
+        yield KafkaDeployment(gateway, started, key)
+    finally:
+        await gateway.stop()
+        for worker in started:
+            await worker.stop()
 
 
 async def metrics(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from openai import AsyncOpenAI
 
 from media_gateway.codecs.resample import G711Encoder, PcmResampler
+from tests.speech.audio import padded, spoken
 from tests.support.conformance import GATE
 
 
@@ -89,3 +91,36 @@ async def connect(
         http.ws_connect(url, headers=headers, protocols=protocols, max_msg_size=64 * 1024 * 1024) as ws,
     ):
         yield RealtimeClient(ws)
+
+
+async def sdk_spoken_turn(
+    base_url: str, key: str, sentence: str, session: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One spoken turn with the official `openai` SDK, pointed at the gateway by URL only: a session.update
+    (input transcription, plus `session`), the sentence appended as 24 kHz PCM in 100 ms chunks, then events
+    until response.done. Every event it got, each validated by the conformance gate (the SDK itself does
+    not validate what it receives)."""
+    ws_base = base_url.replace("http://", "ws://") + "/v1"
+    client = AsyncOpenAI(api_key=key, base_url=f"{base_url}/v1", websocket_base_url=ws_base)
+    events: list[dict[str, Any]] = []
+
+    async def receive_until(event_type: str) -> dict[str, Any]:
+        while True:
+            event = GATE.check(await asyncio.wait_for(connection.recv_bytes(), 60))
+            events.append(event)
+            if event["type"] == event_type:
+                return event
+
+    update = {"type": "realtime", "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}}}
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        await receive_until("session.created")
+        await connection.session.update(session={**update, **(session or {})})
+        await receive_until("session.updated")
+        audio = pcm24k(padded(spoken(sentence)))
+        for start in range(0, len(audio), 4800):
+            await connection.input_audio_buffer.append(
+                audio=base64.b64encode(audio[start : start + 4800]).decode()
+            )
+        await receive_until("response.done")
+    await client.close()
+    return events
