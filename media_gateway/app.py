@@ -64,6 +64,7 @@ from media_gateway.speech.voices import VoiceMap
 from media_gateway.timezones import gateway_zone
 from media_gateway.transports import websocket as websocket_transport
 from media_gateway.transports.registry import LiveConnections
+from media_gateway.transports.twilio import stream as twilio_transport
 from media_gateway.transports.webrtc.ice import install_gathering_policy
 from media_gateway.transports.webrtc.patches import install_fast_audio_level
 from media_gateway.transports.webrtc.registry import LiveCalls
@@ -101,6 +102,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     http_observability.add_routes(app)
     signaling_routes.add_routes(app)
     websocket_transport.add_routes(app)
+    twilio_transport.add_routes(app)
     calls_routes.add_routes(app)
     demo_routes.add_routes(app)
     return app

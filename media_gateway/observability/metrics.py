@@ -160,6 +160,35 @@ class OvosMetrics:
         self.turns_refused.inc()
 
 
+class TelephonyMetrics:
+    """Phone calls: media-stream WebSockets (Twilio's shape) today, SIP next."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.calls = Counter(
+            "gateway_telephony_calls_total",
+            "Phone calls, by transport (twilio) and outcome (ended, failed, refused).",
+            ("transport", "outcome"),
+            registry=registry,
+        )
+        self.dtmf = Counter(
+            "gateway_telephony_dtmf_total",
+            "Keypad presses received, by transport.",
+            ("transport",),
+            registry=registry,
+        )
+        self.marks_pending = Gauge(
+            "gateway_telephony_marks_pending",
+            "Playback marks sent on media streams and not echoed yet (audio the callers have not heard).",
+            registry=registry,
+        )
+        self.bad_frames = Counter(
+            "gateway_telephony_bad_frames_total",
+            "Frames on media streams that were not messages of the protocol (dropped), by transport.",
+            ("transport",),
+            registry=registry,
+        )
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The application's metric registry and the instruments the HTTP layer needs."""
@@ -169,6 +198,7 @@ class Metrics:
     webrtc: WebRtcMetrics
     bus: BusMetrics
     ovos: OvosMetrics
+    telephony: TelephonyMetrics
 
     @classmethod
     def create(cls) -> Metrics:
@@ -231,6 +261,7 @@ class Metrics:
             webrtc=webrtc,
             bus=BusMetrics(registry),
             ovos=OvosMetrics(registry),
+            telephony=TelephonyMetrics(registry),
         )
 
     def render(self) -> tuple[bytes, str]:

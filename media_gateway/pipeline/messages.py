@@ -23,6 +23,7 @@ it needs to answer the next turn (and to continue an OVOS dialog).
 | `response.create` | `response_id`, `input_item_id`/`input_text`, `instructions`, | answer that |
 |  | `output_modalities` | utterance (after its transcript) or that text |
 | `response.cancel` | `response_id` | stop it, then answer `response.done` `cancelled` |
+| `input.dtmf` | `digit` | a keypad press on a phone call (0-9, *, #, A-D) |
 | `output_audio.played` | `response_id`, `mark`, `interrupted` | the client played the reply up to `mark` |
 |  |  | (`interrupted`: its playout was cut there) |
 | `session.close` | | forget the session |

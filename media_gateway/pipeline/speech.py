@@ -245,6 +245,9 @@ class SpeechPipeline:
             self._cancel_response(session, data.get("response_id"))
         elif event.type == "output_audio.played":
             await dialog.played(str(data.get("mark", "")))
+        elif event.type == "input.dtmf":
+            # OVOS has no keypad input on its bus: the digits are on the record, for skills to come.
+            log.info("pipeline_dtmf", session_id=session_id, digit=str(data.get("digit", ""))[:1])
         else:
             log.debug("pipeline_ignored_event", session_id=session_id, type=event.type)
 

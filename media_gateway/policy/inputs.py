@@ -20,7 +20,7 @@ with the update merged in), not the partial update.
 
 ``connect`` (a WebSocket or WebRTC connection opening a session)::
 
-    {"key": KeyInfo, "secret": SecretInfo | None, "transport": "websocket" | "webrtc",
+    {"key": KeyInfo, "secret": SecretInfo | None, "transport": "websocket" | "webrtc" | "twilio",
      "usage": {"concurrent_sessions": int}}
 
 ``secret`` is ``None`` when the caller authenticated with the API key itself; ``key`` is then that key,
@@ -132,5 +132,5 @@ class ConnectUsage(TypedDict):
 class ConnectInput(TypedDict):
     key: KeyInfo
     secret: SecretInfo | None
-    transport: Literal["websocket", "webrtc"]
+    transport: Literal["websocket", "webrtc", "twilio"]
     usage: ConnectUsage

@@ -61,6 +61,11 @@ def cleared() -> Event:
     return _event("input_audio_buffer.cleared")
 
 
+def dtmf_received(digit: str, received_at: int) -> Event:
+    """A keypad press on a phone call. The GA model of this event has no `event_id` (upstream sends none)."""
+    return {"type": "input_audio_buffer.dtmf_event_received", "event": digit, "received_at": received_at}
+
+
 def output_audio_buffer(kind: Literal["started", "stopped", "cleared"], response_id: str) -> Event:
     return _event(f"output_audio_buffer.{kind}", response_id=response_id)
 

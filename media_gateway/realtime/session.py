@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -313,6 +314,14 @@ class RealtimeSession:
             return
         async with self.lock:
             await self.on_turn_events(await self.input_audio.push_frames(frames))
+
+    async def dtmf(self, digit: str) -> None:
+        """A keypad press on a phone transport: the clients hear of it, and so does the pipeline."""
+        if self.closed:
+            return
+        async with self.lock:
+            await self.emit(ev.dtmf_received(digit, int(time.time())))
+            await self.publish("input.dtmf", digit=digit)
 
     async def dispatch(self, event: ClientEvent) -> None:
         if event.type == "input_audio_buffer.append":  # fifty times a second: no table lookup

@@ -44,7 +44,7 @@ from media_gateway.signaling.client_secrets import decide, key_summary, limit_re
 from media_gateway.signaling.errors import ApiError
 from media_gateway.signaling.instance import GatewayInstance
 
-Transport = Literal["websocket", "webrtc"]
+Transport = Literal["websocket", "webrtc", "twilio"]
 
 SESSION_NOT_FOUND = "The session of this client secret no longer exists."
 SESSION_IN_USE = "This session already has a live connection."

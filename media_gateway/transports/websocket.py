@@ -68,9 +68,12 @@ class WebSocketOutput:
         self.aborted = False
 
     async def send_event(self, event: dict[str, Any]) -> None:
+        self.send_text(json.dumps(event, separators=(",", ":")))
+
+    def send_text(self, frame: str) -> None:
+        """Queue one text frame (never waits; a peer that does not read is aborted past the caps)."""
         if self._ws.closed or self.aborted:
             return
-        frame = json.dumps(event, separators=(",", ":"))
         self._queued_bytes += len(frame)
         if self._queue.qsize() >= OUTBOUND_QUEUE_LIMIT or self._queued_bytes > OUTBOUND_BYTES_LIMIT:
             log.warning("ws.slow_consumer", queued=self._queue.qsize(), queued_bytes=self._queued_bytes)
