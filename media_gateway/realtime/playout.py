@@ -57,6 +57,12 @@ class AudioSink(Protocol):
         """No more audio will come for this response: when its queue drains, report playout_stopped."""
         ...
 
+    def flush(self, response_id: str) -> None:
+        """The audio so far ends a spoken passage: play all of it now (a last partial frame padded with
+        silence) instead of holding a remainder back for audio that may never come before the listener
+        is expected to have heard the passage (a skill waiting for its speech to end)."""
+        ...
+
     def clear(self) -> str | None:
         """Drop all queued audio now. Returns the id of the response whose audio was playing or queued,
         or None when the sink was idle. Does not call playout_stopped for a cleared response."""
@@ -83,6 +89,10 @@ class ResponsePlayout(Protocol):
 
     def finish(self) -> None:
         """No more audio comes."""
+        ...
+
+    def end_passage(self) -> None:
+        """The audio so far is a whole spoken passage: none of it waits for more (`AudioSink.flush`)."""
         ...
 
     async def drained(self) -> None:
@@ -125,6 +135,10 @@ class SinkPlayout:
     def finish(self) -> None:
         if not self._stopped:
             self._sink.finish(self._id)
+
+    def end_passage(self) -> None:
+        if not self._stopped:
+            self._sink.flush(self._id)
 
     async def drained(self) -> None:
         # The sink has everything once `play()` returned: its own track paces it from here, and reports
@@ -198,6 +212,10 @@ class DeltaPlayout:
             self._queue(self._encoder.flush())
             self._finished = True
             self._wake.set()
+
+    def end_passage(self) -> None:
+        if not self._finished:
+            self._queue(self._encoder.flush())
 
     async def drained(self) -> None:
         self.finish()

@@ -318,6 +318,12 @@ class Response:
     def queued_audio_ms(self) -> int:
         return self._playout.queued_ms if self._playout is not None else 0
 
+    def end_passage(self) -> int:
+        """A spoken passage ended with the audio so far: send all of it; returns its end, in ms."""
+        if self._playout is not None:
+            self._playout.end_passage()
+        return self.queued_audio_ms
+
     @property
     def played_audio_ms(self) -> int:
         """Audio the listener has played by now (a spoken passage ends when this reaches its mark)."""

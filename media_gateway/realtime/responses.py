@@ -174,7 +174,7 @@ class Responses:
             await response.text_delta(str(message.data.get("delta", "")))
         elif message.type == "response.mark":
             mark = str(message.data.get("mark", ""))
-            self._spawn(self._report_played(response, mark, response.queued_audio_ms), "audio-played")
+            self._spawn(self._report_played(response, mark, response.end_passage()), "audio-played")
         elif message.type == "response.done":
             await response.pipeline_done(
                 str(message.data.get("status")), str(message.data.get("message", ""))

@@ -19,6 +19,7 @@ from tests.realtime_ws.test_turns import TRANSCRIBE
 from tests.speech.audio import padded, spoken, words
 from tests.support.realtime import RealtimeClient, connect, pcm24k
 from tests.webrtc.client import CallClient
+from tests.webrtc.test_calls import text_turn
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -154,3 +155,34 @@ async def test_a_speak_on_the_bus_reaches_its_client_as_a_server_response(
     assert [
         e for e in client.of_type("response.output_audio.delta") if e["response_id"] == done["response"]["id"]
     ]
+
+
+async def test_a_wait_true_skill_on_webrtc_ends_its_turn_after_the_track_played_the_reply(
+    gateway: Gateway,
+) -> None:
+    """The server plays WebRTC replies on its own track: `audio_output_end` goes to OVOS when the track has
+    played the whole spoken passage (its last partial frame included, or the skill would wait its 15 s),
+    and the turn ends just after: "Hello world" (about a second of speech) is over in seconds."""
+    key = await gateway.create_api_key()
+    client = CallClient()
+    try:
+        await client.connect(gateway.base_url, key)
+        await client.wait_for("session.created")
+        text_turn(client, "hello world")
+        started = await client.wait_for("output_audio_buffer.started", timeout=30)
+        started_at = time.monotonic()
+        stopped = await client.wait_for("output_audio_buffer.stopped", timeout=30)
+        stopped_at = time.monotonic()
+        done = await client.wait_for("response.done", timeout=30)
+        done_at = time.monotonic()
+    finally:
+        await client.close()
+    assert done["response"]["status"] == "completed"
+    assert started["response_id"] == stopped["response_id"] == done["response"]["id"]
+    assert client.events.index(stopped) < client.events.index(done)  # released by the playout
+    print(
+        f"\nwebrtc, wait=True: played {(stopped_at - started_at) * 1000:.0f} ms, response.done "
+        f"{(done_at - stopped_at) * 1000:.0f} ms after the track stopped"
+    )
+    assert stopped_at - started_at < 3.0
+    assert done_at - stopped_at < 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,13 @@ async def sideband(gateway: Gateway, key: str, call_id: str, events: list[dict[s
 
 
 async def collect(client: RealtimeClient, events: list[dict[str, Any]]) -> None:
+    """Every event, stamped on arrival (`_at`: perf_counter seconds, streamdouble's clock too)."""
     while True:
         try:
-            events.append(await client.recv(timeout=60))
+            event = await client.recv(timeout=60)
         except ConnectionError:
             return
+        events.append({**event, "_at": time.perf_counter()})
 
 
 def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
@@ -181,3 +184,21 @@ async def test_barge_in_clears_and_truncates_at_the_last_echoed_mark(
     assert 2000 <= played_ms <= 8000  # about the three seconds the caller listened, not the whole story
     assert of_type(events, "input_audio_buffer.speech_started")
     assert of_type(events, "output_audio_buffer.cleared")
+
+
+async def test_a_wait_true_skill_is_released_when_the_caller_has_heard_the_reply(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """ "hello world" speaks with wait=True: OVOS ends the turn once it hears `audio_output_end`, which
+    follows the marks Twilio echoes as the caller hears the reply."""
+    key = await gateway.create_api_key()
+    token = (await (await mint(gateway, key)).json())["value"]
+    hello = wav_8k(tmp_path / "hello.wav", "hello world")
+    result, _, events = await place_call(gateway, key, token, [say(hello), WaitFor("audio", 30), Wait(6.0)])
+    done = of_type(events, "response.done")[0]
+    assert done["response"]["status"] == "completed"
+    echoed = [e.at for e in result.events if e.kind == "mark_echoed"]
+    heard_out = max(echoed)  # the reply's last mark: the caller has heard all of it
+    after = done["_at"] - heard_out
+    print(f"\ntwilio, wait=True: response.done {after * 1000:+.0f} ms after the caller heard the reply out")
+    assert -0.2 < after < 1.0

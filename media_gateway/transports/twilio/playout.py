@@ -92,6 +92,15 @@ class MarkedPlayout:
         else:  # no audio at all: nothing to wait for
             self._stopped(playout)
 
+    def flush(self, response_id: str) -> None:
+        playout = self._playouts.get(response_id)
+        if playout is None or playout.finished or playout.stopped:
+            return
+        rest = playout.unmarked + playout.encoder.flush()
+        playout.unmarked = b""
+        if rest:
+            self._send_audio(playout, rest)
+
     def clear(self) -> str | None:
         cut = [p for p in self._playouts.values() if not p.stopped and (p.sent_ms or p.unmarked)]
         if not cut:

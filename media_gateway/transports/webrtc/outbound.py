@@ -101,6 +101,12 @@ class PacedAudioTrack(MediaStreamTrack):
         self._enqueue(playout, playout.framer.flush())
         self._maybe_stopped(playout)
 
+    def flush(self, response_id: str) -> None:
+        playout = self._playouts.get(response_id)
+        if playout is None or playout.finished or response_id in self._cleared:
+            return
+        self._enqueue(playout, playout.framer.flush())
+
     def clear(self) -> str | None:
         playing = self._active if self._active is not None and not self._active.stopped else None
         queued = [playout for playout, _, _ in self._queue]
