@@ -21,9 +21,10 @@ from tests.support.processes import GatewayProcess, create_key, gateway_env, run
 from tests.support.realtime import connect
 
 LIMIT = 10  # concurrent_sessions of the `realtime` scope in the shipped policy data
-# Below the production OPA timeout (0.5 s), so the slowed decisions still arrive: with 0.35 s, 20 concurrent
-# decisions per gateway on a busy 2-core host sometimes took over 0.5 s in all (1-3 of 40 timed out, 503).
-DELAY = 0.25
+# Well below the production OPA timeout (0.5 s), so the slowed decisions still arrive: on a busy 2-core CI
+# host, 0.35 s and then 0.25 s (with a new HTTP client per forwarded call) each let 1-4 of the 40 racing
+# decisions time out (503). With a pooled client the slowest decision spends delay + ~20 ms in the proxy.
+DELAY = 0.2
 
 
 @dataclass
@@ -39,6 +40,11 @@ class DelayingProxy:
     held: int = 0
     most_held: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: One pooled client for every forwarded call: a client (and a TCP connect) per call cost the
+    #: forwarding tens of milliseconds under 40 concurrent decisions, on top of the delay.
+    http: aiohttp.ClientSession | None = None
+    #: The longest a slowed decision spent in the proxy, delay included (the gateway gives up at 0.5 s).
+    slowest: float = 0.0
 
     def _slowed(self, body: bytes) -> bool:
         try:
@@ -58,30 +64,33 @@ class DelayingProxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if request.method == "POST" and self._slowed(body):
+        arrived = time.monotonic()
+        slowed = request.method == "POST" and self._slowed(body)
+        if slowed:
             self.delayed += 1
             await self._count(+1)
             try:
                 await asyncio.sleep(self.delay)
             finally:
                 await self._count(-1)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                request.method,
-                self.opa_url + request.path_qs,
-                data=body,
-                headers={"Content-Type": "application/json"},
-            ) as upstream,
-        ):
-            return web.Response(
+        assert self.http is not None
+        async with self.http.request(
+            request.method,
+            self.opa_url + request.path_qs,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as upstream:
+            answer = web.Response(
                 status=upstream.status, body=await upstream.read(), content_type=upstream.content_type
             )
+        if slowed:
+            self.slowest = max(self.slowest, time.monotonic() - arrived)
+        return answer
 
 
 @pytest.fixture
 async def proxy(opa_url: str) -> AsyncIterator[DelayingProxy]:
-    forwarder = DelayingProxy(opa_url)
+    forwarder = DelayingProxy(opa_url, http=aiohttp.ClientSession())
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forwarder.handle)
     runner = web.AppRunner(app, access_log=None)
@@ -92,6 +101,8 @@ async def proxy(opa_url: str) -> AsyncIterator[DelayingProxy]:
     forwarder.url = f"http://127.0.0.1:{port}"
     yield forwarder
     await runner.cleanup()
+    assert forwarder.http is not None
+    await forwarder.http.close()
 
 
 @dataclass
@@ -159,7 +170,8 @@ async def test_forty_racing_connects_over_two_gateways_admit_exactly_the_limit(
     per_gateway = Counter(cluster.gateways[n % 2].port for n, r in enumerate(results) if r[0] == 101)
     print(
         f"\n40 racing connects over 2 gateways: {dict(outcomes)}; admitted per gateway "
-        f"{sorted(per_gateway.values())}; {proxy.delayed} policy calls delayed {DELAY} s"
+        f"{sorted(per_gateway.values())}; {proxy.delayed} policy calls delayed {DELAY} s, the slowest "
+        f"{proxy.slowest * 1000:.0f} ms in the proxy"
     )
     assert proxy.delayed >= 40
     assert outcomes == {101: LIMIT, 429: 40 - LIMIT}
