@@ -18,13 +18,24 @@ Inputs never carry secrets: keys and client secrets appear by id only.
 ``requested`` is the complete configuration the session would have after the update (the current one
 with the update merged in), not the partial update.
 
-``connect`` (a WebSocket or WebRTC connection opening a session)::
+``connect`` (a WebSocket or WebRTC connection, or a phone call, opening a session)::
 
-    {"key": KeyInfo, "secret": SecretInfo | None, "transport": "websocket" | "webrtc" | "twilio",
-     "usage": {"concurrent_sessions": int}}
+    {"key": KeyInfo, "secret": SecretInfo | None,
+     "transport": "websocket" | "webrtc" | "twilio" | "sip",
+     "usage": {"concurrent_sessions": int}, "call": CallInfo | None}
 
 ``secret`` is ``None`` when the caller authenticated with the API key itself; ``key`` is then that key,
 otherwise the key that minted the client secret.
+
+``call`` carries the facts of a phone call: it is required (an object) for the phone transports
+``"twilio"`` and ``"sip"``, and must be absent or ``None`` for ``"websocket"`` and ``"webrtc"``; anything
+else is a deny. The policy decides the call on them against the ``calls`` lists of the key's scope
+(``data.ovos_gateway.config.scopes[<scope>].calls``) and of the key (``...keys[<key id>].calls``, list by
+list over the scope's): ``{"sources": [CIDR], "callers": [pattern], "called": [pattern]}``, each list
+optional (absent: anything is allowed; present: the call's field must match one entry). ``sources`` take
+the source address by range (an IPv4-mapped IPv6 address counts as IPv4, and only IPv4 ranges match it);
+``callers`` and ``called`` patterns are literal but for ``*`` (any run of characters, none included). See
+the METADATA block of ``rego/realtime.rego`` for the details and the reasons.
 
 Usage counts are read from the database, so they cover every gateway process sharing it, but without a
 lock: the decision returns the limits it applied (``limits`` in the decision document, see
@@ -36,6 +47,7 @@ from __future__ import annotations
 from typing import Literal, NotRequired, TypedDict
 
 __all__ = [
+    "CallInfo",
     "ConnectInput",
     "ConnectUsage",
     "KeyInfo",
@@ -129,8 +141,24 @@ class ConnectUsage(TypedDict):
     concurrent_sessions: int
 
 
+# The facts of a phone call (transports ``twilio`` and ``sip``) the policy decides on. Functional syntax,
+# since ``from`` is a Python keyword:
+#
+# * ``from``: the caller: the user part of the SIP From URI as it appears in the URI (escapes kept), or an
+#   E.164 number (``"+15551234567"``); ``""`` when the caller is withheld or unknown. Policy patterns match
+#   it case-sensitively.
+# * ``to``: the called number or user (the user part of the SIP request URI, or the E.164 number dialled);
+#   ``""`` when unknown.
+# * ``source``: the IP address the call came from (the peer of the SIP or Media Streams connection), an
+#   IPv4 or IPv6 address without port, brackets or zone (``"192.0.2.10"``, ``"2001:db8::1"``); an
+#   IPv4-mapped IPv6 address (``"::ffff:192.0.2.10"``) counts as IPv4.
+CallInfo = TypedDict("CallInfo", {"from": str, "to": str, "source": str})
+
+
 class ConnectInput(TypedDict):
     key: KeyInfo
     secret: SecretInfo | None
-    transport: Literal["websocket", "webrtc", "twilio"]
+    transport: Literal["websocket", "webrtc", "twilio", "sip"]
     usage: ConnectUsage
+    #: Required for ``twilio`` and ``sip``; absent or ``None`` for ``websocket`` and ``webrtc``.
+    call: NotRequired[CallInfo | None]

@@ -123,10 +123,12 @@ NO_SCOPE = "API key has no scope that permits realtime access"
 SESSION_NOT_OBJECT = "session must be an object"
 MODALITIES = "session.output_modalities must be a non-empty array of: audio, text"
 SESSION_TYPES = "session.type must be one of: realtime, transcription"
-TRANSPORTS = "transport must be one of: websocket, webrtc, twilio"
+TRANSPORTS = "transport must be one of: websocket, webrtc, twilio, sip"
 USAGE_CONCURRENT = "usage.concurrent_sessions must be a non-negative integer"
 USAGE_MINTS = "usage.mints_last_minute must be a non-negative integer"
 LIVE = "client secret already has the maximum of 1 live connection(s)"
+
+CALL = {"from": "+15551234567", "to": "+302101234567", "source": "203.0.113.9"}
 
 
 @dataclass(frozen=True)
@@ -507,7 +509,36 @@ CASES: list[Case] = [
         "connect",
         connect(secret_doc=secret(live_connections=1, max_live_connections=2)),
     ),
-    Case("connect-wrong-transport", "connect", connect(transport="sip"), [TRANSPORTS]),
+    Case("connect-wrong-transport", "connect", connect(transport="h323", call=CALL), [TRANSPORTS]),
+    # Phone calls: with the shipped data (no `calls` restrictions) any well-formed call is allowed.
+    Case("connect-sip-call", "connect", connect(transport="sip", call=CALL)),
+    Case(
+        "connect-twilio-call-ipv6-without-numbers",
+        "connect",
+        connect(transport="twilio", call={"from": "", "to": "", "source": "2001:db8::7"}),
+    ),
+    Case(
+        "connect-sip-without-call",
+        "connect",
+        connect(transport="sip"),
+        ["call must be an object for transport 'sip'"],
+    ),
+    Case(
+        "connect-websocket-with-call",
+        "connect",
+        connect(call=CALL),
+        ["call must be null for transport 'websocket'"],
+    ),
+    Case(
+        "connect-sip-call-field-types",
+        "connect",
+        connect(transport="sip", call={"from": 15551234, "source": "203.0.113.9/32"}),
+        [
+            "call.from must be a string",
+            "call.source must be an IPv4 or IPv6 address",
+            "call.to must be a string",
+        ],
+    ),
     Case("connect-missing-transport", "connect", connect(transport=DROP), [TRANSPORTS]),
     Case(
         "connect-over-concurrent-sessions",

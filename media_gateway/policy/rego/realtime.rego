@@ -21,6 +21,22 @@
 #   validates it strictly: an unknown field, a wrong type or an unknown zone makes the decision
 #   unavailable (fail closed), and so does data where `keys`, a key entry or an `ovos` is not an
 #   object (then `ovos` is a string saying what is wrong).
+#   connect decides phone calls too (transport "twilio" or "sip"; the other transports pass no call):
+#   input.call is then {"from": string, "to": string, "source": string}, the caller (a SIP From URI user
+#   part as it appears in the URI, or an E.164 number; "" when withheld), the called number or user
+#   ("" when unknown) and the IP address the call came from (IPv4 or IPv6; an IPv4-mapped IPv6
+#   address counts as IPv4). A phone transport without a well-formed call, or a call on another
+#   transport, is denied. Which calls a key may take: `calls`, the scope's config.scopes.<scope>.calls
+#   overridden field by field by config.keys.<key id>.calls, an object with any of
+#     sources ([string], CIDR ranges such as "192.0.2.0/24" or "2001:db8::/32", prefix length without
+#       leading zeros; IPv4 ranges in IPv4 form, an IPv6 range never matches an IPv4 source),
+#     callers ([string], patterns `from` must match), called ([string], patterns `to` must match);
+#   a pattern is literal but for `*`, any run of characters (none too: "*" also matches ""); the
+#   characters ? [ ] { } and backslash are reserved. An absent list allows anything, a present one
+#   must have an entry that matches (so [] refuses every call). Only calls are restricted: the
+#   WebSocket and WebRTC transports ignore `calls`. Malformed `calls` data (not an object, an unknown
+#   field, a list that is not an array of valid entries) denies every connect of the key, with a
+#   reason naming the data path.
 #   Configuration: data.ovos_gateway.config (data.json next to this file).
 #   Input documents: media_gateway/policy/inputs.py.
 #   OPA REST: POST /v1/data/ovos_gateway/realtime/<point> {"input": ...}
@@ -466,7 +482,7 @@ session_update_reasons contains "session type cannot be changed after the sessio
 # no different engine, and the Agents SDKs resend their own default model in every session.update.
 
 # ---------------------------------------------------------------------------------------------------
-# connect: a WebSocket or WebRTC connection opening a session
+# connect: a WebSocket or WebRTC connection, or a phone call (Twilio, SIP), opening a session
 # ---------------------------------------------------------------------------------------------------
 
 secret := get(input, "secret")
@@ -581,3 +597,228 @@ ovos_data_problems contains msg if {
 connect_ovos := object.union(as_object(scope_ovos), as_object(key_ovos)) if count(ovos_data_problems) == 0
 
 connect_ovos := concat("; ", sort([p | some p in ovos_data_problems])) if count(ovos_data_problems) > 0
+
+# ---------------------------------------------------------------------------------------------------
+# connect: phone calls, on the call's facts (see the METADATA description)
+# ---------------------------------------------------------------------------------------------------
+#
+# Engine agreement: glob.match and the net.cidr_* builtins raise on malformed arguments in regorus (OPA
+# makes them undefined), so they only ever see validated patterns, ranges and addresses. regorus matches
+# `?` byte by byte (OPA character by character), hence patterns know `*` only. OPA's net.cidr_contains
+# treats IPv4-mapped IPv6 addresses as IPv4, regorus by their written family, hence the explicit mapping.
+
+phone_transports := {"twilio", "sip"}
+
+transport := get(input, "transport")
+
+call := get(input, "call")
+
+phone_call if transport in phone_transports
+
+connect_reasons contains msg if {
+	phone_call
+	not is_object(call)
+	msg := sprintf("call must be an object for transport '%s'", [transport])
+}
+
+connect_reasons contains msg if {
+	transport in conf("transports")
+	not phone_call
+	call != null
+	msg := sprintf("call must be null for transport '%s'", [transport])
+}
+
+connect_reasons contains "call.from must be a string" if {
+	is_object(call)
+	not is_string(get(call, "from"))
+}
+
+connect_reasons contains "call.to must be a string" if {
+	is_object(call)
+	not is_string(get(call, "to"))
+}
+
+connect_reasons contains "call.source must be an IPv4 or IPv6 address" if {
+	is_object(call)
+	not is_ip(get(call, "source"))
+}
+
+is_ip(x) if {
+	is_string(x)
+	not contains(x, ":")
+	net.cidr_is_valid(concat("", [x, "/32"]))
+}
+
+is_ip(x) if {
+	is_string(x)
+	contains(x, ":")
+	net.cidr_is_valid(concat("", [x, "/128"]))
+}
+
+# A valid address written as IPv4, or IPv4-mapped IPv6 (::ffff:a.b.c.d): both engines agree on this range.
+ipv4_like(ip) if not contains(ip, ":")
+
+ipv4_like(ip) if {
+	contains(ip, ":")
+	net.cidr_contains("::ffff:0:0/96", ip)
+}
+
+# A range of `sources`: a valid CIDR with a plain decimal prefix length, IPv4 ranges not written as IPv6.
+valid_cidr(c) if {
+	is_string(c)
+	regex.match(`^[0-9A-Fa-f:.]+/(0|[1-9][0-9]?[0-9]?)$`, c)
+	net.cidr_is_valid(c)
+	not contains(c, ":")
+}
+
+valid_cidr(c) if {
+	is_string(c)
+	regex.match(`^[0-9A-Fa-f:.]+/(0|[1-9][0-9]?[0-9]?)$`, c)
+	net.cidr_is_valid(c)
+	contains(c, ":")
+	not ipv4_like(split(c, "/")[0])
+}
+
+valid_pattern(p) if {
+	is_string(p)
+	not regex.match(`[?\[\]{}\\]`, p)
+}
+
+valid_cidrs(x) if {
+	is_array(x)
+	every c in x {
+		valid_cidr(c)
+	}
+}
+
+valid_patterns(x) if {
+	is_array(x)
+	every p in x {
+		valid_pattern(p)
+	}
+}
+
+# Only called with a valid range and a valid address.
+in_range(c, ip) if {
+	not contains(c, ":")
+	not contains(ip, ":")
+	net.cidr_contains(c, ip)
+}
+
+in_range(c, ip) if {
+	not contains(c, ":")
+	contains(ip, ":")
+	ipv4_like(ip)
+	parts := split(c, "/")
+	net.cidr_contains(sprintf("::ffff:%s/%v", [parts[0], to_number(parts[1]) + 96]), ip)
+}
+
+in_range(c, ip) if {
+	contains(c, ":")
+	not ipv4_like(ip)
+	net.cidr_contains(c, ip)
+}
+
+source_allowed(ranges, ip) if {
+	some c in ranges
+	in_range(c, ip)
+}
+
+pattern_allowed(patterns, value) if {
+	some p in patterns
+	glob.match(p, null, value)
+}
+
+# --- the `calls` data of the key's scope and of the key ------------------------------------------------
+
+calls_fields := {"sources", "callers", "called"}
+
+scope_calls := get(limits, "calls")
+
+key_calls := get(key_entry, "calls")
+
+calls_problems(calls, path) := {sprintf("%s must be an object", [path])} if {
+	calls != null
+	not is_object(calls)
+}
+
+calls_problems(calls, _) := set() if calls == null
+
+calls_problems(calls, path) := union({
+	calls_field_problems(calls, path),
+	calls_sources_problems(calls, path),
+	calls_pattern_problems(calls, path),
+}) if is_object(calls)
+
+calls_field_problems(calls, path) := {msg |
+	some name, _ in calls
+	not name in calls_fields
+	msg := sprintf("%s has an unknown field '%v' (known: called, callers, sources)", [path, name])
+}
+
+calls_sources_problems(calls, path) := {msg |
+	not valid_cidrs(object.get(calls, "sources", []))
+	msg := sprintf(
+		"%s.sources must be an array of CIDR ranges like 192.0.2.0/24 or 2001:db8::/32 (IPv4 ones in IPv4 form)",
+		[path],
+	)
+}
+
+calls_pattern_problems(calls, path) := {msg |
+	some name in ["callers", "called"]
+	not valid_patterns(object.get(calls, name, []))
+	msg := sprintf(
+		"%s.%s must be an array of patterns (strings; * is the wildcard, ? [ ] { } \\ are reserved)",
+		[path, name],
+	)
+}
+
+calls_data_problems contains "data.ovos_gateway.config.keys must be an object" if not object_or_null(ovos_keys)
+
+calls_data_problems contains msg if {
+	not object_or_null(key_entry)
+	msg := sprintf("data.ovos_gateway.config.keys['%v'] must be an object", [key_id])
+}
+
+calls_data_problems contains p if {
+	some p in calls_problems(scope_calls, sprintf("data.ovos_gateway.config.scopes['%s'].calls", [scope]))
+}
+
+calls_data_problems contains p if {
+	some p in calls_problems(key_calls, sprintf("data.ovos_gateway.config.keys['%v'].calls", [key_id]))
+}
+
+connect_reasons contains p if some p in calls_data_problems
+
+# The scope's lists with the key's on top; only consulted when all of it is well-formed.
+call_rules := object.union(as_object(scope_calls), as_object(key_calls)) if count(calls_data_problems) == 0
+
+connect_reasons contains msg if {
+	phone_call
+	source := get(call, "source")
+	is_ip(source)
+	ranges := object.get(call_rules, "sources", null)
+	ranges != null
+	not source_allowed(ranges, source)
+	msg := sprintf("call source %s is not allowed for this API key", [source])
+}
+
+connect_reasons contains msg if {
+	phone_call
+	caller := get(call, "from")
+	is_string(caller)
+	patterns := object.get(call_rules, "callers", null)
+	patterns != null
+	not pattern_allowed(patterns, caller)
+	msg := sprintf("caller '%s' is not allowed for this API key", [caller])
+}
+
+connect_reasons contains msg if {
+	phone_call
+	called := get(call, "to")
+	is_string(called)
+	patterns := object.get(call_rules, "called", null)
+	patterns != null
+	not pattern_allowed(patterns, called)
+	msg := sprintf("called number '%s' is not allowed for this API key", [called])
+}

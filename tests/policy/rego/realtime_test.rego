@@ -176,3 +176,85 @@ test_mint_and_session_update_have_no_ovos if {
 	u := realtime.session_update with input as {}
 	not "ovos" in object.keys(u)
 }
+
+# --- phone calls ---------------------------------------------------------------------------------------
+
+sip_input(facts) := object.union(connect_input, {
+	"transport": "sip",
+	"call": object.union({"from": "+15551234567", "to": "+302101234567", "source": "192.0.2.10"}, facts),
+})
+
+scope_calls := {"sources": ["192.0.2.0/24", "2001:db8::/32"], "called": ["+3021*"]}
+
+test_connect_call_allowed_without_calls_data if {
+	realtime.connect.allow == true with input as sip_input({})
+	realtime.connect.allow == true with input as sip_input({"from": "", "to": "", "source": "2001:db8::1"})
+	realtime.connect.allow == true with input as object.union(sip_input({}), {"transport": "twilio"})
+}
+
+test_connect_phone_transport_needs_a_call_and_others_none if {
+	d := realtime.connect with input as object.union(connect_input, {"transport": "sip"})
+	d.reasons == ["call must be an object for transport 'sip'"]
+	w := realtime.connect with input as object.union(sip_input({}), {"transport": "websocket"})
+	w.reasons == ["call must be null for transport 'websocket'"]
+}
+
+test_connect_call_fields_are_validated if {
+	d := realtime.connect with input as sip_input({"from": 1, "to": null, "source": "192.0.2.10/32"})
+	d.reasons == ["call.from must be a string", "call.source must be an IPv4 or IPv6 address", "call.to must be a string"]
+}
+
+test_connect_call_source_ranges if {
+	realtime.connect.allow == true with input as sip_input({"source": "192.0.2.200"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+	realtime.connect.allow == true with input as sip_input({"source": "2001:db8::5"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+	realtime.connect.allow == true with input as sip_input({"source": "::ffff:192.0.2.200"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+	d := realtime.connect with input as sip_input({"source": "10.1.2.3"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+	d.reasons == ["call source 10.1.2.3 is not allowed for this API key"]
+	v6 := realtime.connect with input as sip_input({"source": "2001:db9::5"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+	v6.reasons == ["call source 2001:db9::5 is not allowed for this API key"]
+}
+
+test_connect_call_patterns_and_the_key_over_the_scope if {
+	d := realtime.connect with input as sip_input({"from": "+4420", "to": "999"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+		with data.ovos_gateway.config.keys as {"key_1": {"calls": {"callers": ["+1555*"]}}}
+	d.reasons == ["called number '999' is not allowed for this API key", "caller '+4420' is not allowed for this API key"]
+	realtime.connect.allow == true with input as sip_input({"to": "999", "source": "10.1.2.3"})
+		with data.ovos_gateway.config.scopes.realtime.calls as scope_calls
+		with data.ovos_gateway.config.keys as {"key_1": {"calls": {"sources": ["10.0.0.0/8"], "called": ["*"]}}}
+}
+
+test_connect_calls_restrict_calls_only if {
+	realtime.connect.allow == true with input as connect_input
+		with data.ovos_gateway.config.keys as {"key_1": {"calls": {"sources": []}}}
+	d := realtime.connect with input as sip_input({})
+		with data.ovos_gateway.config.keys as {"key_1": {"calls": {"sources": []}}}
+	d.reasons == ["call source 192.0.2.10 is not allowed for this API key"]
+}
+
+test_connect_malformed_calls_data_denies_naming_the_path if {
+	d := realtime.connect with input as connect_input
+		with data.ovos_gateway.config.scopes.realtime.calls as ["192.0.2.0/24"]
+		with data.ovos_gateway.config.keys as {"key_1": {"calls": {"sources": ["192.0.2.0/33"], "callers": ["+1[0-9]"], "from": []}}}
+	d.allow == false
+	d.reasons == [
+		"data.ovos_gateway.config.keys['key_1'].calls has an unknown field 'from' (known: called, callers, sources)",
+		"data.ovos_gateway.config.keys['key_1'].calls.callers must be an array of patterns (strings; * is the wildcard, ? [ ] { } \\ are reserved)",
+		"data.ovos_gateway.config.keys['key_1'].calls.sources must be an array of CIDR ranges like 192.0.2.0/24 or 2001:db8::/32 (IPv4 ones in IPv4 form)",
+		"data.ovos_gateway.config.scopes['realtime'].calls must be an object",
+	]
+}
+
+test_connect_malformed_keys_deny if {
+	d := realtime.connect with input as sip_input({})
+		with data.ovos_gateway.config.keys as ["key_1"]
+	d.reasons == ["data.ovos_gateway.config.keys must be an object"]
+	e := realtime.connect with input as sip_input({})
+		with data.ovos_gateway.config.keys as {"key_1": "calls"}
+	e.reasons == ["data.ovos_gateway.config.keys['key_1'] must be an object"]
+}
