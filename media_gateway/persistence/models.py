@@ -53,7 +53,11 @@ __all__ = [
 
 SessionType = Literal["realtime", "transcription"]
 SessionStatus = Literal["created", "hydrated", "active", "closed"]
-CallStatus = Literal["new", "connecting", "connected", "ended", "failed"]
+# SIP calls add the outcomes of a call that was never answered: rejected (by the application), cancelled
+# (by the caller), unanswered (nobody decided in time), refused (by the gateway: policy, capacity).
+CallStatus = Literal[
+    "new", "connecting", "connected", "ended", "failed", "rejected", "cancelled", "unanswered", "refused"
+]
 ItemType = Literal["message", "function_call", "function_call_output"]
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
 
@@ -203,7 +207,8 @@ class Call(Base):
     __table_args__ = (CheckConstraint(_in("status", CALL_STATUSES), name="status"),)
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
-    session_id: Mapped[str] = mapped_column(
+    # None for a SIP call that was never answered: no session was opened for it.
+    session_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("realtime_sessions.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default="new")

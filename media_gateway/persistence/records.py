@@ -135,7 +135,7 @@ class SessionRecord:
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     id: str
-    session_id: str
+    session_id: str | None
     status: CallStatus
     meta: dict[str, Any]
     created_at: datetime

@@ -64,13 +64,13 @@ async def drift(db: Database, metadata: MetaData) -> list[object]:
 
 
 def test_head_revision() -> None:
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 async def test_require_migrated_then_upgrade(database: Database) -> None:
     assert await current_revision(database) is None
     with pytest.raises(
-        DatabaseNotMigrated, match=r"is at revision base .* expects 0002; run `media-gateway migrate`"
+        DatabaseNotMigrated, match=r"is at revision base .* expects 0003; run `media-gateway migrate`"
     ):
         await require_migrated(database)
     await upgrade_to_head(database)
@@ -152,6 +152,30 @@ async def test_0002_keeps_data_and_lets_minted_sessions_expire_with_their_secret
     assert "gateway_instances" not in await table_names(database)
 
 
+async def test_0003_keeps_calls_and_records_sip_calls_without_a_session(migrated_database: Database) -> None:
+    """A call that was never answered has no session and ends rejected/cancelled/unanswered/refused; the
+    step down to 0002 keeps the answered calls and drops only those it cannot represent."""
+    repos = Repositories.from_database(migrated_database)
+    key = await repos.api_keys.create("k", [], "h", "p")
+    session = await repos.sessions.create(key.id, "realtime", "m", {})
+    answered = await repos.calls.create(session.id, {"transport": "sip"}, status="connected")
+    rejected = await repos.calls.create(None, {"transport": "sip"}, status="rejected")
+    assert rejected.session_id is None
+    assert rejected.ended_at is not None
+    ringing = await repos.calls.create(None, {"sip_headers": []}, status="new")
+    moved = await repos.calls.answered(ringing.id, session.id, {"codec": "pcmu"})
+    assert (moved.session_id, moved.status, moved.meta) == (
+        session.id,
+        "connected",
+        {"sip_headers": [], "codec": "pcmu"},
+    )
+    await downgrade(migrated_database, "0002")
+    async with migrated_database.engine.connect() as conn:
+        ids = set((await conn.execute(text("SELECT id FROM calls"))).scalars())
+    assert ids == {answered.id, ringing.id}
+    await upgrade_to_head(migrated_database)
+
+
 async def test_models_and_migrations_do_not_drift(migrated_database: Database) -> None:
     assert await drift(migrated_database, Base.metadata) == []
 
@@ -220,8 +244,8 @@ def test_offline_sql(url: str, expected: list[str]) -> None:
 def test_versions_package_init_is_ignored_by_alembic() -> None:
     assert (MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
     script = ScriptDirectory.from_config(alembic_config(""))
-    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
-    assert script.get_heads() == ["0002"]
+    assert [r.revision for r in script.walk_revisions()] == ["0003", "0002", "0001"]
+    assert script.get_heads() == ["0003"]
 
 
 def test_migration_scripts_are_packaged() -> None:
@@ -243,6 +267,7 @@ def test_migration_scripts_are_packaged() -> None:
     assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py")) == [
         "0001_initial.py",
         "0002_live_sessions.py",
+        "0003_sip_calls.py",
     ]
     data = {
         p for pattern in setuptools_cfg["package-data"]["media_gateway"] for p in package_root.glob(pattern)

@@ -1,4 +1,4 @@
-"""WebRTC calls: one row per `POST /v1/realtime/calls`, with its status."""
+"""Calls: one row per WebRTC `POST /v1/realtime/calls`, media stream or SIP INVITE, with its status."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from ..models import CALL_STATUSES, Call, CallStatus, new_id, utcnow
 from ..records import CallRecord
 from ._base import Repository, check_choice
 
-TERMINAL_CALL_STATUSES: Final[tuple[CallStatus, ...]] = ("ended", "failed")
+TERMINAL_CALL_STATUSES: Final[tuple[CallStatus, ...]] = (
+    "ended",
+    "failed",
+    "rejected",
+    "cancelled",
+    "unanswered",
+    "refused",
+)
 
 
 class CallRepository(Repository):
     async def create(
         self,
-        session_id: str,
+        session_id: str | None,
         meta: dict[str, Any] | None = None,
         *,
         status: CallStatus = "new",
@@ -43,4 +50,15 @@ class CallRepository(Repository):
             row.status = status
             if status in TERMINAL_CALL_STATUSES and row.ended_at is None:
                 row.ended_at = utcnow()
+        return CallRecord.from_row(row)
+
+    async def answered(self, id: str, session_id: str, meta: dict[str, Any]) -> CallRecord:
+        """A call recorded before it had a session (SIP, ringing) was answered: its session and status."""
+        async with self._sessionmaker() as session, session.begin():
+            row = await session.get(Call, id, with_for_update=True)
+            if row is None:
+                raise RecordNotFound("call", id)
+            row.session_id = session_id
+            row.status = "connected"
+            row.meta = {**row.meta, **meta}
         return CallRecord.from_row(row)
