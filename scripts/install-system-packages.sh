@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl), flite (the
-# default speech synthesizer), espeak-ng (speaks the test utterances), Chromium for the browser tests and a Java 17
-# runtime for the Kafka broker of the tests.
+# default speech synthesizer), espeak-ng (speaks the test utterances), Chromium for the browser tests, a Java 17
+# runtime for the Kafka broker of the tests, and the SIP peers of the telephony tests: sipp (sip-tester), the
+# baresip softphone, tcpdump and tshark (capture and read the RTP a call sends).
 # Playwright drives Debian's Chromium with executable_path=/usr/bin/chromium: never run `playwright install`,
 # which downloads a browser build.
 # Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
@@ -19,6 +20,19 @@ if [[ ! -x /usr/bin/espeak-ng ]]; then
 fi
 if [[ ! -x /usr/bin/chromium ]]; then
     missing+=(chromium)
+fi
+
+if [[ ! -x /usr/bin/sipp ]]; then
+    missing+=(sip-tester)
+fi
+if [[ ! -x /usr/bin/baresip ]]; then
+    missing+=(baresip-core)
+fi
+if [[ ! -x /usr/bin/tcpdump && ! -x /usr/sbin/tcpdump ]]; then
+    missing+=(tcpdump)
+fi
+if [[ ! -x /usr/bin/tshark ]]; then
+    missing+=(tshark)
 fi
 
 if ! command -v java > /dev/null; then
