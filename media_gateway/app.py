@@ -36,6 +36,7 @@ from media_gateway.app_keys import (
     REPOSITORIES,
     SESSIONS,
     SETTINGS,
+    SIP,
 )
 from media_gateway.observability import http as http_observability
 from media_gateway.observability.logging import get_logger
@@ -52,6 +53,7 @@ from media_gateway.realtime.dispatcher import OutputDispatcher
 from media_gateway.realtime.registry import LiveSessions
 from media_gateway.realtime.session import EngineLimits, EngineServices
 from media_gateway.settings import Settings
+from media_gateway.signaling import call_control
 from media_gateway.signaling import calls as calls_routes
 from media_gateway.signaling import demo as demo_routes
 from media_gateway.signaling import routes as signaling_routes
@@ -64,6 +66,7 @@ from media_gateway.speech.voices import VoiceMap
 from media_gateway.timezones import gateway_zone
 from media_gateway.transports import websocket as websocket_transport
 from media_gateway.transports.registry import LiveConnections
+from media_gateway.transports.sip.gateway import SipGateway
 from media_gateway.transports.twilio import stream as twilio_transport
 from media_gateway.transports.webrtc.ice import install_gathering_policy
 from media_gateway.transports.webrtc.patches import install_fast_audio_level
@@ -97,6 +100,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app.cleanup_ctx.append(_bus_context)
     app.cleanup_ctx.append(_ovos_context)
     app.cleanup_ctx.append(_engine_context)
+    app.cleanup_ctx.append(_sip_context)
     app.on_shutdown.append(_close_live_connections)
 
     http_observability.add_routes(app)
@@ -104,6 +108,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     websocket_transport.add_routes(app)
     twilio_transport.add_routes(app)
     calls_routes.add_routes(app)
+    call_control.add_routes(app)
     demo_routes.add_routes(app)
     return app
 
@@ -191,7 +196,23 @@ def flite_voices(settings: Settings) -> Voices:
     return voices
 
 
+async def _sip_context(app: web.Application) -> AsyncIterator[None]:
+    """The SIP endpoint, when a port is configured. Its calls are hung up before the engine stops."""
+    if app[SETTINGS].sip_port is None:
+        yield
+        return
+    gateway = SipGateway(app)
+    await gateway.start()
+    app[SIP] = gateway
+    try:
+        yield
+    finally:
+        await gateway.close()
+
+
 async def _close_live_connections(app: web.Application) -> None:
+    if SIP in app:
+        await app[SIP].close()
     await app[CALLS].close_all()
     await app[SESSIONS].close_all()
     await app[LIVE_CONNECTIONS].close_all()

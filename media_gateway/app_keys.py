@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from media_gateway.settings import Settings
     from media_gateway.signaling.instance import GatewayInstance
     from media_gateway.transports.registry import LiveConnections
+    from media_gateway.transports.sip.gateway import SipGateway
     from media_gateway.transports.webrtc.registry import LiveCalls
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -36,3 +37,4 @@ LIVE_CONNECTIONS: web.AppKey[LiveConnections] = web.AppKey("live_connections")
 SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")
 CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")
 OVOS: web.AppKey[OvosRuntime] = web.AppKey("ovos")
+SIP: web.AppKey[SipGateway] = web.AppKey("sip")  # set only when the SIP endpoint is enabled

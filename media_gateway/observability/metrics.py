@@ -161,12 +161,13 @@ class OvosMetrics:
 
 
 class TelephonyMetrics:
-    """Phone calls: media-stream WebSockets (Twilio's shape) today, SIP next."""
+    """Phone calls: media-stream WebSockets (Twilio's shape) and SIP."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
             "gateway_telephony_calls_total",
-            "Phone calls, by transport (twilio) and outcome (ended, failed, refused).",
+            "Phone calls, by transport (twilio, sip) and outcome (ended, failed, refused, rejected, "
+            "cancelled, unanswered).",
             ("transport", "outcome"),
             registry=registry,
         )
@@ -185,6 +186,42 @@ class TelephonyMetrics:
             "gateway_telephony_bad_frames_total",
             "Frames on media streams that were not messages of the protocol (dropped), by transport.",
             ("transport",),
+            registry=registry,
+        )
+        self.sip_bad_messages = Counter(
+            "gateway_sip_bad_messages_total",
+            "SIP datagrams that could not be read or lacked mandatory headers (answered 400 or dropped).",
+            registry=registry,
+        )
+        self.sip_live_calls = Gauge(
+            "gateway_sip_live_calls", "SIP calls in this process, ringing or answered.", registry=registry
+        )
+        self.rtp_packets = Counter(
+            "gateway_sip_rtp_packets_total",
+            "RTP packets of SIP calls, by direction (in, out).",
+            ("direction",),
+            registry=registry,
+        )
+        self.rtp_lost = Counter(
+            "gateway_sip_rtp_lost_packets_total",
+            "RTP packets of callers that never arrived (sequence gaps), counted when a call ends.",
+            registry=registry,
+        )
+        self.rtp_late = Counter(
+            "gateway_sip_rtp_late_packets_total",
+            "RTP packets of callers that arrived after a newer one and were dropped.",
+            registry=registry,
+        )
+        self.rtp_jitter = Histogram(
+            "gateway_sip_rtp_jitter_seconds",
+            "Interarrival jitter of each SIP call's inbound RTP (RFC 3550), observed when the call ends.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16),
+            registry=registry,
+        )
+        self.webhooks = Counter(
+            "gateway_sip_webhooks_total",
+            "realtime.call.incoming webhooks, by outcome (delivered, failed).",
+            ("outcome",),
             registry=registry,
         )
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from aiohttp import web
-
 from media_gateway.app_keys import INSTANCE, REPOSITORIES, SETTINGS
 from media_gateway.credentials import looks_like_client_secret
 from media_gateway.persistence.errors import RecordNotFound
@@ -37,6 +35,7 @@ from media_gateway.realtime.session_config import (
 )
 from media_gateway.signaling.auth import (
     INVALID_KEY_MESSAGE,
+    AppBound,
     authenticate_api_key_value,
     authenticate_client_secret_value,
 )
@@ -44,7 +43,7 @@ from media_gateway.signaling.client_secrets import decide, key_summary, limit_re
 from media_gateway.signaling.errors import ApiError
 from media_gateway.signaling.instance import GatewayInstance
 
-Transport = Literal["websocket", "webrtc", "twilio"]
+Transport = Literal["websocket", "webrtc", "twilio", "sip"]
 
 SESSION_NOT_FOUND = "The session of this client secret no longer exists."
 SESSION_IN_USE = "This session already has a live connection."
@@ -80,18 +79,20 @@ def _config_error(exc: SessionConfigError) -> ApiError:
 
 
 async def admit(
-    request: web.Request,
+    request: AppBound,
     credential: str,
     *,
     transport: Transport,
     session_body: Any = None,
     intent: str | None = None,
     model: str | None = None,
+    call: Mapping[str, str] | None = None,
 ) -> Admission:
     """Admit one connection; raise `ApiError` (401/403/404/409/429/503) to refuse it.
 
     `session_body` (WebRTC's optional `session` part) configures a new session opened with an API key,
-    or updates the session a client secret is bound to.
+    or updates the session a client secret is bound to. `call` (phone transports: `from`, `to`,
+    `source`) is what the connect policy knows of a phone call.
     """
     settings = request.app[SETTINGS]
     repositories = request.app[REPOSITORIES]
@@ -142,16 +143,15 @@ async def admit(
             "live_connections": 0,  # its one session has no live connection (checked just above)
             "max_live_connections": settings.max_connections_per_secret,
         }
-    decision = await decide(
-        request,
-        "connect",
-        {
-            "key": key_summary(key),
-            "secret": secret_view,
-            "transport": transport,
-            "usage": {"concurrent_sessions": usage.live_sessions},
-        },
-    )
+    policy_input: dict[str, Any] = {
+        "key": key_summary(key),
+        "secret": secret_view,
+        "transport": transport,
+        "usage": {"concurrent_sessions": usage.live_sessions},
+    }
+    if call is not None:
+        policy_input["call"] = dict(call)
+    decision = await decide(request, "connect", policy_input)
     limit = decision.limits["concurrent_sessions"]
     opens_new = session_id is None
     updates_config = not opens_new and session_body is not None  # WebRTC's `session` part

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from aiohttp import web
 
@@ -28,6 +29,14 @@ MISSING_KEY_MESSAGE = (
 INVALID_KEY_MESSAGE = "Incorrect API key provided. You can create API keys with `media-gateway keys create`."
 INVALID_SECRET_MESSAGE = "Invalid client secret provided."  # noqa: S105
 EXPIRED_SECRET_MESSAGE = "This client secret has expired; mint a new one."  # noqa: S105
+
+
+class AppBound(Protocol):
+    """What authentication and admission need of a request: the application (a `web.Request` is one; a
+    SIP call answered by the dispatch rule, which has no HTTP request, passes the application itself)."""
+
+    @property
+    def app(self) -> web.Application: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ def bearer_token(request: web.Request) -> str:
     return token
 
 
-async def authenticate_api_key_value(request: web.Request, value: str) -> ApiKeyRecord:
+async def authenticate_api_key_value(request: AppBound, value: str) -> ApiKeyRecord:
     if not looks_like_api_key(value):
         raise ApiError(401, INVALID_KEY_MESSAGE, code="invalid_api_key")
     keys = request.app[REPOSITORIES].api_keys
@@ -70,7 +79,7 @@ async def authenticate_api_key(request: web.Request) -> ApiKeyRecord:
 
 
 async def authenticate_client_secret_value(
-    request: web.Request, value: str, *, now: datetime | None = None
+    request: AppBound, value: str, *, now: datetime | None = None
 ) -> SecretPrincipal:
     if not looks_like_client_secret(value):
         raise ApiError(401, INVALID_SECRET_MESSAGE, code="invalid_api_key")

@@ -20,13 +20,10 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from media_gateway.app_keys import CALLS, ENGINE, METRICS, REPOSITORIES, SESSIONS, SETTINGS
-from media_gateway.credentials import looks_like_client_secret
 from media_gateway.observability.logging import bind_context, get_logger
 from media_gateway.realtime.session import Principal, RealtimeSession
 from media_gateway.signaling.admission import Admission, admit
 from media_gateway.signaling.auth import (
-    authenticate_api_key_value,
-    authenticate_client_secret_value,
     bearer_token,
 )
 from media_gateway.signaling.client_secrets import key_summary
@@ -42,7 +39,7 @@ CORS_ALLOWED_HEADERS = "authorization, content-type, x-openai-agents-sdk, openai
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
 
-def _cors(handler: Handler) -> Handler:
+def with_cors(handler: Handler) -> Handler:
     """Answer with the CORS headers, errors included (the error middleware would drop them)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -268,29 +265,7 @@ def _finalizer(
     return finalize
 
 
-async def hangup(request: web.Request) -> web.StreamResponse:
-    call_id = request.match_info["call_id"]
-    credential = bearer_token(request)
-    repositories = request.app[REPOSITORIES]
-    record = await repositories.calls.get(call_id)
-    session = await repositories.sessions.get(record.session_id) if record is not None else None
-    if looks_like_client_secret(credential):
-        principal = await authenticate_client_secret_value(request, credential)
-        owned = session is not None and principal.secret.session_id == session.id
-    else:
-        key = await authenticate_api_key_value(request, credential)
-        owned = session is not None and session.api_key_id == key.id
-    if record is None or not owned:
-        raise ApiError(404, f"Call '{call_id[:64]}' not found.", code="call_not_found", param="call_id")
-    call = request.app[CALLS].get(call_id)
-    if call is not None:
-        await call.close("hangup")
-    return web.Response(status=200)
-
-
 def add_routes(app: web.Application) -> None:
     for path in ("/v1/realtime/calls", "/v1/realtime"):
-        app.router.add_post(path, _cors(create_call))
+        app.router.add_post(path, with_cors(create_call))
         app.router.add_route("OPTIONS", path, preflight)
-    app.router.add_post("/v1/realtime/calls/{call_id}/hangup", _cors(hangup))
-    app.router.add_route("OPTIONS", "/v1/realtime/calls/{call_id}/hangup", preflight)

@@ -29,6 +29,7 @@ from media_gateway.realtime.session_config import (
 )
 from media_gateway.signaling.auth import (
     INVALID_KEY_MESSAGE,
+    AppBound,
     authenticate_api_key,
     authenticate_api_key_value,
     authenticate_client_secret_value,
@@ -49,7 +50,7 @@ def config_error(exc: SessionConfigError) -> ApiError:
     return ApiError(400, exc.message, code=exc.code, param=exc.param)
 
 
-async def decide(request: web.Request, point: DecisionPoint, policy_input: dict[str, Any]) -> Decision:
+async def decide(request: AppBound, point: DecisionPoint, policy_input: dict[str, Any]) -> Decision:
     """Ask the policy engine; answer 503 when it cannot decide, 429/403 when it denies."""
     try:
         decision = await request.app[POLICY].decide(point, policy_input)

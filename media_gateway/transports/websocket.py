@@ -190,8 +190,9 @@ async def _sideband(request: web.Request, credential: str, call_id: str) -> web.
     """Attach to the session of a live call. Only the API key that owns the call's session may."""
     key = await authenticate_api_key_value(request, credential)
     call = await request.app[REPOSITORIES].calls.get(call_id)
-    session_record = await request.app[REPOSITORIES].sessions.get(call.session_id) if call else None
-    session = request.app[SESSIONS].get(call.session_id) if call else None
+    session_id = call.session_id if call is not None else None  # None: a SIP call not answered yet
+    session_record = await request.app[REPOSITORIES].sessions.get(session_id) if session_id else None
+    session = request.app[SESSIONS].get(session_id) if session_id else None
     if call is None or session_record is None or session_record.api_key_id != key.id:
         raise ApiError(404, f"Call '{call_id[:64]}' not found.", code="call_not_found", param="call_id")
     if session is None or session.closed:

@@ -91,7 +91,13 @@ async def twilio_stream(request: web.Request) -> web.StreamResponse:
         bind_context(stream_sid=start.stream_sid)
         credential = start.custom_parameters.get("token") or request.query.get("token") or ""
         try:
-            admission = await admit(request, credential, transport="twilio", session_body=CALL_SESSION)
+            admission = await admit(
+                request,
+                credential,
+                transport="twilio",
+                session_body=CALL_SESSION,
+                call=_call_facts(request, start),
+            )
         except ApiError as exc:
             log.warning("twilio.refused", status=exc.status, code=exc.code, reason=exc.message)
             metrics.calls.labels(transport="twilio", outcome="refused").inc()
@@ -104,6 +110,22 @@ async def twilio_stream(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+def _call_facts(request: web.Request, start: protocol.Start) -> dict[str, str]:
+    """What the connect policy knows of the call: Twilio's `start` names no numbers, so the TwiML passes
+    them as `<Parameter name="From"/"To">` when the application wants the policy to see them."""
+    parameters = start.custom_parameters
+    return {
+        "from": str(parameters.get("From") or parameters.get("from") or ""),
+        "to": str(parameters.get("To") or parameters.get("to") or ""),
+        "source": _peer_address(request),
+    }
+
+
+def _peer_address(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    return str(peer[0]) if peer else "0.0.0.0"  # noqa: S104 - an unknown peer, not a bind address
 
 
 async def _until_start(ws: web.WebSocketResponse, metrics: TelephonyMetrics) -> protocol.Start | None:

@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -29,8 +29,6 @@ from media_gateway.realtime.playout import PlayoutListener
 
 RATE = 48_000
 FRAME_SECONDS = 0.020
-SAMPLES = 960
-TIME_BASE = Fraction(1, RATE)
 # If the event loop fell this far behind the schedule, restart the schedule instead of bursting frames.
 MAX_LAG_SECONDS = 0.2
 # Played/queued positions stay answerable for this many finished responses (the engine asks after clear).
@@ -44,7 +42,7 @@ MAX_QUEUED_FRAMES = 600 * 50
 @dataclass(eq=False)
 class _Playout:
     id: str
-    framer: PlaybackFramer = field(default_factory=lambda: PlaybackFramer(RATE, "mono"))
+    framer: PlaybackFramer
     queued_seconds: float = 0.0
     played_frames: int = 0
     pending: int = 0
@@ -59,20 +57,26 @@ class _Playout:
 class PacedAudioTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = RATE) -> None:
+        """`rate`: the frames' sample rate (48 kHz for Opus on WebRTC; a SIP call's G.711 uses 8 kHz, so
+        its frames need no resampling before the codec)."""
         super().__init__()
+        self.rate = rate
+        self._samples = rate * 20 // 1000
+        self._time_base = Fraction(1, rate)
         self._listener: PlayoutListener | None = None
         self._queue: deque[tuple[_Playout, AudioFrame, float]] = deque()
         self._playouts: OrderedDict[str, _Playout] = OrderedDict()
         self._cleared: OrderedDict[str, None] = OrderedDict()
         self._active: _Playout | None = None
-        self._silence = AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        self._silence = AudioFrame(format="s16", layout="mono", samples=self._samples)
         for plane in self._silence.planes:
             plane.update(bytes(plane.buffer_size))
-        self._silence.sample_rate = RATE
+        self._silence.sample_rate = rate
         self._start: float | None = None
         self._sent = 0
         self.frames_sent = 0
+        self.playing = False  # the last frame `recv()` returned was a response's audio, not idle silence
         # Optional probe (bench): seconds from `play()` of audio to its frame leaving `recv()`.
         self.latency_probe: Callable[[float], None] | None = None
 
@@ -145,8 +149,8 @@ class PacedAudioTrack(MediaStreamTrack):
             self._start = now - self._sent * FRAME_SECONDS
         self._sent += 1
         frame = self._next_frame()
-        frame.pts = self.frames_sent * SAMPLES
-        frame.time_base = TIME_BASE
+        frame.pts = self.frames_sent * self._samples
+        frame.time_base = self._time_base
         self.frames_sent += 1
         return frame
 
@@ -163,7 +167,7 @@ class PacedAudioTrack(MediaStreamTrack):
     def _playout(self, response_id: str) -> _Playout:
         playout = self._playouts.get(response_id)
         if playout is None:
-            playout = self._playouts[response_id] = _Playout(response_id)
+            playout = self._playouts[response_id] = _Playout(response_id, PlaybackFramer(self.rate, "mono"))
             while len(self._playouts) > HISTORY:
                 self._playouts.popitem(last=False)
         return playout
@@ -175,6 +179,7 @@ class PacedAudioTrack(MediaStreamTrack):
         playout.pending += len(frames)
 
     def _next_frame(self) -> AudioFrame:
+        self.playing = bool(self._queue)
         if not self._queue:
             return self._silence
         playout, frame, stamp = self._queue.popleft()
