@@ -155,6 +155,7 @@ async def _policy_context(app: web.Application) -> AsyncIterator[None]:
         registry=app[METRICS].registry,
         opa_url=settings.opa_url,
         timeout_seconds=settings.opa_timeout_seconds,
+        policy_dir=settings.policy_dir,
     )
     app[POLICY] = engine
     log.info("policy.started", engine=settings.policy_engine)

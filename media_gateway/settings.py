@@ -231,6 +231,11 @@ class Settings(BaseSettings):
         None, description="Base URL of the OPA server; required when policy_engine=opa."
     )
     opa_timeout_seconds: float = Field(0.5, gt=0, le=30, description="Timeout of one OPA decision call.")
+    policy_dir: Path | None = Field(
+        None,
+        description="The in-process engine's policy: a directory of .rego files and its data.json (e.g. a "
+        "copy of the shipped one with your limits); unset: the shipped policy.",
+    )
 
     # --- Client secrets and sessions ----------------------------------------------------------------
     default_model: str = Field("gpt-realtime", description="Model used when a client names none.")
@@ -413,6 +418,11 @@ class Settings(BaseSettings):
             low, _, high = self.sip_rtp_ports.partition("-")
             if not 1024 <= int(low) <= int(high) <= 65535:
                 raise ValueError("MEDIA_GATEWAY_SIP_RTP_PORTS must be LOW-HIGH within 1024-65535")
+            if self.sip_public_address is None and self.sip_host in ("0.0.0.0", "::"):  # noqa: S104
+                raise ValueError(
+                    "MEDIA_GATEWAY_SIP_PUBLIC_ADDRESS is required when MEDIA_GATEWAY_SIP_HOST binds every "
+                    "address: SDP answers and Contact headers need one the callers can reach"
+                )
             if self.sip_webhook_url and not self.sip_webhook_secret:
                 raise ValueError(
                     "MEDIA_GATEWAY_SIP_WEBHOOK_SECRET is required with MEDIA_GATEWAY_SIP_WEBHOOK_URL"

@@ -7,104 +7,30 @@ sideband WebSocket (`?call_id=`). The RTP the gateway sends back is captured on 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+import json
+import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
-from openai import AsyncOpenAI
-from openai.types.webhooks import RealtimeCallIncomingWebhookEvent
+from openai import PermissionDeniedError
 
 from media_gateway.app_keys import SIP
+from media_gateway.policy.engine import DEFAULT_POLICY_DIR
 from media_gateway.speech.tts import FliteSynthesizer
-from tests.conftest import Gateway, GatewayFactory
+from tests.conftest import GatewayFactory
+from tests.policy.test_call_decisions import policy_dir_with
 from tests.speech.audio import spoken_clock, word_errors
 from tests.support.realtime import connect
 from tests.support.sip_audio import correlation, resample, rtp_audio, wav_to_pcmu_payloads
 from tests.support.sip_pcap import dtmf_digits, write_rtp_pcap
 from tests.support.sip_peers import RtpCapture, SippCaller
+from tests.telephony.conftest import SESSION, Application, Line, sip_line, until
 from tests.telephony.test_twilio import QUESTION, collect, of_type, wav_8k
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-WEBHOOK_SECRET = "whsec_" + "dGVzdC13ZWJob29rLXNpZ25pbmcta2V5"
-SESSION: dict[str, Any] = {
-    "type": "realtime",
-    "audio": {
-        "input": {
-            "format": {"type": "audio/pcmu"},
-            "turn_detection": {"type": "server_vad"},
-            "transcription": {"model": "gpt-4o-mini-transcribe"},
-        },
-        "output": {"format": {"type": "audio/pcmu"}},
-    },
-}
-
-
-@dataclass
-class Application:
-    """The developer's webhook endpoint: verifies each webhook with the SDK and queues its event."""
-
-    url: str = ""
-    events: asyncio.Queue[RealtimeCallIncomingWebhookEvent] = field(default_factory=asyncio.Queue)
-    refused: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            event = AsyncOpenAI(api_key="unused").webhooks.unwrap(
-                body, dict(request.headers), secret=WEBHOOK_SECRET
-            )
-        except Exception:
-            self.refused += 1
-            return web.Response(status=400)
-        assert isinstance(event, RealtimeCallIncomingWebhookEvent)
-        await self.events.put(event)
-        return web.Response(status=200)
-
-    async def next_call(self, seconds: float = 10) -> RealtimeCallIncomingWebhookEvent:
-        return await asyncio.wait_for(self.events.get(), seconds)
-
-
-@pytest.fixture
-async def application() -> AsyncIterator[Application]:
-    app = Application()
-    server = web.Application()
-    server.router.add_post("/webhook", app.handle)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    app.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/webhook"  # type: ignore[union-attr]
-    yield app
-    await runner.cleanup()
-
-
-@dataclass
-class Line:
-    gateway: Gateway
-    key: str
-    client: AsyncOpenAI
-
-    @property
-    def sip_port(self) -> int:
-        return self.gateway.app[SIP].port
-
-
-@pytest.fixture
-async def line(gateway_factory: GatewayFactory, application: Application) -> AsyncIterator[Line]:
-    gateway = await gateway_factory(
-        sip_port=0,
-        sip_webhook_url=application.url,
-        sip_webhook_secret=WEBHOOK_SECRET,
-    )
-    key = await gateway.create_api_key()
-    client = AsyncOpenAI(api_key=key, base_url=gateway.base_url + "/v1", max_retries=0)
-    yield Line(gateway, key, client)
-    await client.close()
 
 
 def speech_pcap(path: Path, wav: Path, caller: SippCaller, *, digits: str = "", silence_ms: int = 0) -> Path:
@@ -116,13 +42,6 @@ def speech_pcap(path: Path, wav: Path, caller: SippCaller, *, digits: str = "", 
 async def watch(line: Line, call_id: str, events: list[dict[str, Any]]) -> None:
     async with connect(line.gateway.base_url, line.key, query=f"?call_id={call_id}") as client:
         await collect(client, events)
-
-
-async def until(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
@@ -137,6 +56,7 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
         pause_ms=14_000,
     )
     question = wav_8k(tmp_path / "question.wav", QUESTION)
+    caller_payloads = wav_to_pcmu_payloads(question)
     caller.pcap = speech_pcap(tmp_path / "call.pcap", question, caller, digits="1234#", silence_ms=6000)
     events: list[dict[str, Any]] = []
     async with RtpCapture(caller.media_port) as capture:
@@ -179,7 +99,22 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
     stored = {h["name"]: h["value"] for h in record.meta["sip_headers"]}
     assert stored["Proxy-Authorization"] == "[redacted]"
     assert "s3cr3tdigest" not in str(record.meta)
-    print(f"\nsip: reply {reply!r}: {len(audio_packets)} RTP packets back, {markers} marked")
+    # The operator's view: the call's outcome, its RTP both ways, its digits and its jitter.
+    metrics = await (await line.gateway.client.get("/metrics")).text()
+    figures = {
+        name: float(value)
+        for name, value in re.findall(r"^(gateway_(?:telephony|sip)_\S+) (\S+)$", metrics, re.MULTILINE)
+    }
+    assert figures['gateway_telephony_calls_total{outcome="ended",transport="sip"}'] == 1
+    assert figures['gateway_telephony_dtmf_total{transport="sip"}'] == 5
+    assert figures['gateway_sip_rtp_packets_total{direction="in"}'] >= len(caller_payloads)
+    assert figures['gateway_sip_rtp_packets_total{direction="out"}'] >= len(audio_packets)
+    assert figures["gateway_sip_rtp_jitter_seconds_count"] == 1
+    assert figures["gateway_sip_rtp_lost_packets_total"] == 0
+    print(
+        f"\nsip: reply {reply!r}: {len(audio_packets)} RTP packets back, {markers} marked; jitter "
+        f"{figures['gateway_sip_rtp_jitter_seconds_sum'] * 1000:.2f} ms"
+    )
 
 
 def assert_contains_speech(heard: np.ndarray[Any, np.dtype[np.float64]], expected_pcm: bytes) -> None:
@@ -246,3 +181,39 @@ async def test_refer_sends_the_target_and_hangup_sends_bye(
     record = await line.gateway.repositories.calls.get(incoming.data.call_id)
     assert record is not None
     assert record.status == "ended"
+
+
+async def test_the_connect_policy_decides_on_the_callers_source_and_number(
+    gateway_factory: GatewayFactory, application: Application, tmp_path: Path
+) -> None:
+    """The shipped policies with call allow-lists in the `realtime` scope's data (MEDIA_GATEWAY_POLICY_DIR):
+    the source must be in 10.0.0.0/8, so the call from 127.0.0.1 is refused at /accept (it keeps ringing:
+    the application then rejects it); with the loopback allowed and a caller pattern, the call from +1555…
+    is answered."""
+    data = json.loads((DEFAULT_POLICY_DIR / "data.json").read_text())
+    scope = data["ovos_gateway"]["config"]["scopes"]["realtime"]
+    scope["calls"] = {"sources": ["10.0.0.0/8"]}
+    denying = await sip_line(
+        gateway_factory, application, policy_dir=policy_dir_with(data, tmp_path / "deny")
+    )
+    caller = SippCaller(workdir=tmp_path, port=denying.sip_port, caller="+15551234", expect_status=603)
+    call = asyncio.create_task(caller.run())
+    incoming = await application.next_call()
+    with pytest.raises(PermissionDeniedError, match=r"call source 127\.0\.0\.1 is not allowed"):
+        await denying.client.realtime.calls.accept(incoming.data.call_id, **SESSION)
+    await denying.client.realtime.calls.reject(incoming.data.call_id)
+    assert (await call).final_status == 603
+
+    scope["calls"] = {"sources": ["127.0.0.0/8"], "callers": ["+1555*"]}
+    allowing = await sip_line(
+        gateway_factory, application, policy_dir=policy_dir_with(data, tmp_path / "allow")
+    )
+    (tmp_path / "second").mkdir()
+    caller = SippCaller(workdir=tmp_path / "second", port=allowing.sip_port, caller="+15551234", pause_ms=500)
+    call = asyncio.create_task(caller.run())
+    incoming = await application.next_call()
+    await allowing.client.realtime.calls.accept(incoming.data.call_id, **SESSION)
+    result = await call
+    assert result.exit_code == 0, result.log_tail
+    await denying.client.close()
+    await allowing.client.close()
