@@ -207,6 +207,9 @@ class SipGateway:
 
     async def _incoming(self, call: SipCall) -> None:
         await self.app[REPOSITORIES].calls.create(None, self._call_meta(call), status="new", id=call.id)
+        if call.state == "ended":  # cancelled while its row was being written
+            await self.app[REPOSITORIES].calls.set_status(call.id, call.outcome or "cancelled")
+            return
         settings = self.settings
         if settings.sip_webhook_url:
             call.dialog.respond(180)
@@ -310,13 +313,14 @@ class SipGateway:
         log.info("sip.call_answered", call_id=call.id, codec=media.codec.name, rtp_port=media.port)
 
     async def _ended(self, call: SipCall) -> None:
-        self._by_id.pop(call.id, None)
-        self._by_call_id.pop(call.dialog.call_id, None)
-        self.metrics.sip_live_calls.set(len(self._by_id))
-        if call.session is not None:
-            self.app[SESSIONS].remove(call.session)
-        outcome = call.outcome or "ended"
+        # The outcome is recorded before the call leaves the registries: whoever sees it gone sees its status.
         try:
-            await self.app[REPOSITORIES].calls.set_status(call.id, outcome)
+            await self.app[REPOSITORIES].calls.set_status(call.id, call.outcome or "ended")
         except Exception:
             log.exception("sip.call_status_failed", call_id=call.id)
+        finally:
+            self._by_id.pop(call.id, None)
+            self._by_call_id.pop(call.dialog.call_id, None)
+            self.metrics.sip_live_calls.set(len(self._by_id))
+            if call.session is not None:
+                self.app[SESSIONS].remove(call.session)
