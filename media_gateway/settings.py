@@ -345,6 +345,11 @@ class Settings(BaseSettings):
     sip_answer_timeout_seconds: float = Field(
         30.0, gt=0, description="A call neither accepted nor rejected by then is refused with 480."
     )
+    sip_rtp_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="An answered call with no RTP from the caller for this long (not on hold) is hung up.",
+    )
     sip_max_calls: int = Field(100, ge=1, description="SIP calls this process holds; more get 486.")
 
     # --- Answers ---------------------------------------------------------------------------------------

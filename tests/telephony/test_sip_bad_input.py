@@ -20,7 +20,7 @@ from media_gateway.app_keys import METRICS, SIP
 from media_gateway.transports.sip import message as sip
 from tests.conftest import GatewayFactory
 from tests.support.sip_peers import G729_OFFER, SippCaller
-from tests.telephony.conftest import SESSION, Application, Line, until
+from tests.telephony.conftest import SESSION, Application, Line, sip_line, until
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -237,3 +237,33 @@ async def test_hold_and_resume_by_reinvite_while_bad_input_leaves_the_call_alone
     record = await line.gateway.repositories.calls.get(incoming.data.call_id)
     assert record is not None
     assert record.status == "ended"
+
+
+async def test_a_caller_that_vanishes_is_hung_up(
+    gateway_factory: GatewayFactory, application: Application, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No RTP for the timeout (production: 30 s; 1 s here, the one setting shortened) → BYE, `failed`; no
+    ACK for the 200 within 64·T1 (32 s; 1 s here) → BYE too. The probe sends no RTP at all."""
+    monkeypatch.setattr("media_gateway.transports.sip.calls.TRANSACTION_TIMEOUT", 1.0)
+    line = await sip_line(gateway_factory, application, sip_rtp_timeout_seconds=1.0)
+    for acknowledge in (True, False):
+        call_id = secrets.token_hex(8)
+        probe.send(request("INVITE", probe, call_id=call_id, body=offer(probe.port)), line.sip_port)
+        incoming = await application.next_call()
+        await line.client.realtime.calls.accept(incoming.data.call_id, **SESSION)
+        answer = await probe.final()
+        if acknowledge:
+            probe.send(request("ACK", probe, call_id=call_id, to_tag=answer.to_tag), line.sip_port)
+        async with asyncio.timeout(6):
+            while True:
+                data = await probe.received.get()
+                if data.startswith(b"BYE "):
+                    break
+        bye = sip.parse(data)
+        probe.send(sip.response_to(bye, 200).encode(), line.sip_port)
+        gone = incoming.data.call_id
+        await until(lambda: line.gateway.app[SIP].get(gone) is None, 5)  # noqa: B023 - awaited here
+        record = await line.gateway.repositories.calls.get(gone)
+        assert record is not None
+        assert record.status == "failed"
+    await line.client.close()

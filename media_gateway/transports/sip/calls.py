@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from media_gateway.observability.logging import get_logger
 from media_gateway.observability.metrics import TelephonyMetrics
 from media_gateway.realtime.session import RealtimeSession
 from media_gateway.signaling.admission import Admission
-from media_gateway.transports.sip.dialog import SipDialog
+from media_gateway.transports.sip.dialog import TRANSACTION_TIMEOUT, SipDialog
 from media_gateway.transports.sip.media import CallMedia
 from media_gateway.transports.sip.message import SipMessage
 from media_gateway.transports.sip.sdp import Negotiated
@@ -55,6 +56,8 @@ class SipCall:
         facts: CallFacts,
         metrics: TelephonyMetrics,
         on_end: Callable[[SipCall], Awaitable[None]],
+        *,
+        rtp_timeout: float = 30.0,
     ) -> None:
         self.id = call_id
         self.dialog = dialog
@@ -62,6 +65,7 @@ class SipCall:
         self.facts = facts
         self._metrics = metrics
         self._on_end = on_end
+        self.rtp_timeout = rtp_timeout
         self.state: State = "ringing"
         self.outcome: Outcome | None = None
         self.media: CallMedia | None = None
@@ -110,6 +114,25 @@ class SipCall:
         self.decided.set()
         self.dialog.respond(200, body=sdp)
         media.start()
+        self.spawn(self._watch(), "watch")
+
+    async def _watch(self) -> None:
+        """Hang up a call whose caller vanished: no ACK for the 200 within 64·T1 (RFC 3261 §13.3.1.4), or
+        no RTP for `rtp_timeout` seconds while not on hold (a caller gone without a BYE)."""
+        try:
+            await asyncio.wait_for(self.dialog.acked.wait(), TRANSACTION_TIMEOUT)
+        except TimeoutError:
+            await self.hang_up("no ACK", outcome="failed")
+            return
+        media = self.media
+        assert media is not None
+        while self.state == "answered":
+            await asyncio.sleep(min(1.0, self.rtp_timeout / 4))
+            silent = time.monotonic() - media.last_packet_at
+            if media.negotiated.on_hold:
+                media.last_packet_at = time.monotonic()  # a held caller may send nothing
+            elif silent > self.rtp_timeout:
+                await self.hang_up(f"no RTP for {silent:.0f} s", outcome="failed")
 
     # --- requests of the caller -------------------------------------------------------------------------
 
@@ -126,7 +149,7 @@ class SipCall:
 
     # --- the gateway ends the call ----------------------------------------------------------------------
 
-    async def hang_up(self, why: str) -> None:
+    async def hang_up(self, why: str, *, outcome: Outcome = "ended") -> None:
         """BYE (after the answer) or 480 (before), then end."""
         if self.state == "ringing":
             self.reject(480, outcome="unanswered")
@@ -136,7 +159,7 @@ class SipCall:
         log.info("sip.hanging_up", call_id=self.id, why=why)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self.dialog.request(self.dialog.new_request("BYE")), 4.0)
-        await self.end("ended")
+        await self.end(outcome)
 
     async def refer(self, target: str) -> int:
         """Ask the caller to call `target` instead (RFC 3515); the SIP status of the answer (202 when

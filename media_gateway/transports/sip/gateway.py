@@ -155,7 +155,15 @@ class SipGateway:
         facts = CallFacts(
             caller=sip.user_of(request.get("from")), called=sip.user_of(request.uri), source=source[0]
         )
-        call = SipCall(new_id("rtc"), dialog, negotiated, facts, self.metrics, self._ended)
+        call = SipCall(
+            new_id("rtc"),
+            dialog,
+            negotiated,
+            facts,
+            self.metrics,
+            self._ended,
+            rtp_timeout=self.settings.sip_rtp_timeout_seconds,
+        )
         self._by_call_id[request.call_id] = call
         self._by_id[call.id] = call
         self.metrics.sip_live_calls.set(len(self._by_id))

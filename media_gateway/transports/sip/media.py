@@ -168,6 +168,7 @@ class CallMedia:
         self._timestamp = secrets.randbits(32)
         self._talking = False
         self.accepting = False
+        self.last_packet_at = time.monotonic()
         self.packets_in = 0
         self.packets_out = 0
         self.bad_packets = 0
@@ -221,6 +222,7 @@ class CallMedia:
             self.bad_packets += 1
             return
         self.packets_in += 1
+        self.last_packet_at = time.monotonic()
         if packet.payload_type == self.negotiated.dtmf_payload_type:
             digit = self._dtmf.push(packet)
             if digit is not None:
