@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import SettingsConfigDict
 
+from media_gateway.deployment_settings import DeploymentSettings
 from media_gateway.sip_settings import SipSettings
 from media_gateway.timezones import valid_zone
 
@@ -51,9 +52,9 @@ class IceServer(BaseModel):
         return value
 
 
-class Settings(SipSettings):
+class Settings(DeploymentSettings, SipSettings):
     """Every knob of the gateway. Field names map to `MEDIA_GATEWAY_<NAME>` variables (the SIP endpoint's
-    are in `SipSettings`)."""
+    are in `SipSettings`, exposure beyond loopback in `DeploymentSettings`)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
