@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import Gauge
@@ -31,6 +32,7 @@ from media_gateway.app_keys import (
     INSTANCE,
     LIVE_CONNECTIONS,
     METRICS,
+    METRICS_PORT,
     OVOS,
     POLICY,
     REPOSITORIES,
@@ -58,6 +60,7 @@ from media_gateway.signaling import calls as calls_routes
 from media_gateway.signaling import demo as demo_routes
 from media_gateway.signaling import routes as signaling_routes
 from media_gateway.signaling.errors import error_middleware
+from media_gateway.signaling.hosts import host_middleware, parse_allowed_hosts
 from media_gateway.signaling.instance import GatewayInstance
 from media_gateway.speech.stt import load_recognizer
 from media_gateway.speech.tts import FliteSynthesizer, Voices
@@ -77,10 +80,11 @@ log = get_logger(__name__)
 
 def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
     """Build the application. Components start when the app starts, not here."""
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[http_observability.observe_middleware, error_middleware],
-    )
+    middlewares: list[Any] = [http_observability.observe_middleware, error_middleware]
+    allowed_hosts = parse_allowed_hosts(settings.allowed_hosts)
+    if allowed_hosts:
+        middlewares.insert(1, host_middleware(allowed_hosts))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics.create()
     app[LIVE_CONNECTIONS] = LiveConnections()
@@ -101,6 +105,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app.cleanup_ctx.append(_ovos_context)
     app.cleanup_ctx.append(_engine_context)
     app.cleanup_ctx.append(_sip_context)
+    if settings.metrics_port is not None:
+        app.cleanup_ctx.append(_metrics_listener_context)
     app.on_shutdown.append(_close_live_connections)
 
     http_observability.add_routes(app)
@@ -195,6 +201,12 @@ def flite_voices(settings: Settings) -> Voices:
     voices = Voices(VoiceMap.for_engine("flite", settings.voices), lambda voice: FliteSynthesizer(voice))
     voices.preload()
     return voices
+
+
+async def _metrics_listener_context(app: web.Application) -> AsyncIterator[None]:
+    async with http_observability.metrics_listener(app) as port:
+        app[METRICS_PORT] = port
+        yield
 
 
 async def _sip_context(app: web.Application) -> AsyncIterator[None]:

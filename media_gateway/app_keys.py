@@ -38,3 +38,4 @@ SESSIONS: web.AppKey[LiveSessions] = web.AppKey("sessions")
 CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")
 OVOS: web.AppKey[OvosRuntime] = web.AppKey("ovos")
 SIP: web.AppKey[SipGateway] = web.AppKey("sip")  # set only when the SIP endpoint is enabled
+METRICS_PORT: web.AppKey[int] = web.AppKey("metrics_port")  # the /metrics listener's port, when separate

@@ -323,7 +323,8 @@ class Settings(DeploymentSettings, SipSettings):
     demo_enabled: bool | None = Field(
         None,
         description="Serve the browser demo at / and its unauthenticated POST /demo/client_secret. Unset "
-        "(auto): on only for the embedded default (SQLite and the in-process policy engine).",
+        "(auto): on only for the embedded default (SQLite and the in-process policy engine) bound to "
+        "loopback.",
     )
 
     # --- Development conveniences -------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """HTTP observability: request ids, access log lines, request metrics, and the /health, /ready and
-/metrics endpoints."""
+/metrics endpoints (optionally behind a bearer token, or on a listener of its own)."""
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -107,6 +110,25 @@ def readiness(checks: dict[str, Any]) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; with `metrics_token` set, only for `Authorization: Bearer <token>`."""
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.get_secret_value().encode()
+        ):
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "The metrics endpoint needs its bearer token.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_metrics_token",
+                    }
+                },
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     payload, content_type = request.app[METRICS].render()
     response = web.Response(body=payload)
     response.headers["Content-Type"] = content_type
@@ -116,4 +138,26 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
+    if app[SETTINGS].metrics_port is None:  # otherwise on a listener of its own (`metrics_listener`)
+        app.router.add_get("/metrics", metrics)
+
+
+@contextlib.asynccontextmanager
+async def metrics_listener(app: web.Application) -> AsyncIterator[int]:
+    """`/metrics` alone on `metrics_port` (same address as the main listener); yields the bound port."""
+    settings = app[SETTINGS]
+    assert settings.metrics_port is not None
+    metrics_app = web.Application()
+    metrics_app[SETTINGS] = settings
+    metrics_app[METRICS] = app[METRICS]
+    metrics_app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.metrics_port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.metrics_port
+    log.info("metrics.listening", host=settings.host, port=port)
+    try:
+        yield port
+    finally:
+        await runner.cleanup()

@@ -8,7 +8,9 @@ persistence as `POST /v1/realtime/client_secrets`; `media-gateway keys revoke ke
 endpoint off (it then answers 403) without a restart.
 
 The endpoint is unauthenticated, so it is served only when `demo_enabled(settings)` holds: by default
-only on the embedded default (SQLite database and in-process policy engine). It refuses cross-site
+only on the embedded default (SQLite database and in-process policy engine) bound to a loopback address
+(anyone who can reach the listener could mint secrets; the Origin check below does not stop a DNS
+rebinding page, which the Host allow-list, `allowed_hosts`, does). It refuses cross-site
 requests (`Sec-Fetch-Site`, `Origin`) and requires `Content-Type: application/json`, which makes a
 cross-origin `fetch` need a CORS preflight that this route never grants.
 """
@@ -16,6 +18,7 @@ cross-origin `fetch` need a CORS preflight that this route never grants.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
@@ -59,10 +62,23 @@ CONTENT_SECURITY_POLICY = (
 
 
 def demo_enabled(settings: Settings) -> bool:
-    """`settings.demo_enabled` when set; unset (auto) means on only for the embedded default."""
+    """`settings.demo_enabled` when set; unset (auto) means on only for the embedded default listening on
+    loopback only."""
     if settings.demo_enabled is not None:
         return settings.demo_enabled
-    return settings.database_url.startswith("sqlite+aiosqlite://") and settings.policy_engine == "inprocess"
+    embedded = (
+        settings.database_url.startswith("sqlite+aiosqlite://") and settings.policy_engine == "inprocess"
+    )
+    return embedded and is_loopback(settings.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 def add_routes(app: web.Application) -> None:
