@@ -28,6 +28,7 @@ from media_gateway.app_keys import (
     BUS,
     CALLS,
     DATABASE,
+    DRAIN,
     ENGINE,
     INSTANCE,
     LIVE_CONNECTIONS,
@@ -40,6 +41,7 @@ from media_gateway.app_keys import (
     SETTINGS,
     SIP,
 )
+from media_gateway.drain import Drain
 from media_gateway.observability import http as http_observability
 from media_gateway.observability.logging import get_logger
 from media_gateway.observability.metrics import Metrics
@@ -78,8 +80,11 @@ from media_gateway.transports.webrtc.registry import LiveCalls
 log = get_logger(__name__)
 
 
-def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
-    """Build the application. Components start when the app starts, not here."""
+def build_app(
+    settings: Settings, *, metrics: Metrics | None = None, drain_on_sigterm: bool = False
+) -> web.Application:
+    """Build the application. Components start when the app starts, not here. `drain_on_sigterm` (the
+    `serve` command) makes SIGTERM drain the gateway first (`drain.Drain`)."""
     middlewares: list[Any] = [http_observability.observe_middleware, error_middleware]
     allowed_hosts = parse_allowed_hosts(settings.allowed_hosts)
     if allowed_hosts:
@@ -90,11 +95,16 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Appl
     app[LIVE_CONNECTIONS] = LiveConnections()
     app[SESSIONS] = LiveSessions()
     app[CALLS] = LiveCalls(app[METRICS].webrtc)
+    app[DRAIN] = Drain()
+    if drain_on_sigterm:
+        app.on_startup.append(_install_drain)
     # Process-wide aiortc/aioice adjustments (documented where they are defined).
     install_gathering_policy(
         timeout_seconds=settings.webrtc_gather_timeout_seconds,
         host_addresses=list(settings.webrtc_host_addresses),
         include_loopback=settings.webrtc_include_loopback,
+        udp_ports=settings.webrtc_udp_ports,
+        public_address=settings.webrtc_public_address,
     )
     install_fast_audio_level(settings.webrtc_fast_audio_level)
 
@@ -201,6 +211,10 @@ def flite_voices(settings: Settings) -> Voices:
     voices = Voices(VoiceMap.for_engine("flite", settings.voices), lambda voice: FliteSynthesizer(voice))
     voices.preload()
     return voices
+
+
+async def _install_drain(app: web.Application) -> None:
+    app[DRAIN].install(app)
 
 
 async def _metrics_listener_context(app: web.Application) -> AsyncIterator[None]:

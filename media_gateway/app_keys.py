@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from media_gateway.drain import Drain
     from media_gateway.observability.metrics import Metrics
     from media_gateway.ovos.runtime import OvosRuntime
     from media_gateway.persistence.database import Database
@@ -39,3 +40,4 @@ CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")
 OVOS: web.AppKey[OvosRuntime] = web.AppKey("ovos")
 SIP: web.AppKey[SipGateway] = web.AppKey("sip")  # set only when the SIP endpoint is enabled
 METRICS_PORT: web.AppKey[int] = web.AppKey("metrics_port")  # the /metrics listener's port, when separate
+DRAIN: web.AppKey[Drain] = web.AppKey("drain")

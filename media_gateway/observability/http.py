@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from media_gateway.app_keys import BUS, DATABASE, METRICS, OVOS, POLICY, SETTINGS
+from media_gateway.app_keys import BUS, DATABASE, DRAIN, METRICS, OVOS, POLICY, SETTINGS
 from media_gateway.observability.logging import bind_context, get_logger
 from media_gateway.signaling.errors import Handler
 
@@ -99,6 +99,9 @@ async def ready(request: web.Request) -> web.Response:
     if request.app[SETTINGS].speech_pipeline == "inprocess":
         ovos = request.app.get(OVOS)
         checks["ovos"] = ovos.state() if ovos is not None else "starting"
+    drain = request.app.get(DRAIN)
+    if drain is not None and drain.draining:
+        checks["shutdown"] = "draining"
     return readiness(checks)
 
 

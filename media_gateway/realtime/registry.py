@@ -22,6 +22,9 @@ class LiveSessions:
     def get(self, session_id: str) -> RealtimeSession | None:
         return self._sessions.get(session_id)
 
+    def all(self) -> list[RealtimeSession]:
+        return list(self._sessions.values())
+
     def __len__(self) -> int:
         return len(self._sessions)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from media_gateway.app_keys import INSTANCE, REPOSITORIES, SETTINGS
+from media_gateway.app_keys import DRAIN, INSTANCE, REPOSITORIES, SETTINGS
 from media_gateway.credentials import looks_like_client_secret
 from media_gateway.persistence.errors import RecordNotFound
 from media_gateway.persistence.repositories import ApiKeyRecord, NewSession, SessionClaim
@@ -97,6 +97,11 @@ async def admit(
     settings = request.app[SETTINGS]
     repositories = request.app[REPOSITORIES]
     instance = request.app[INSTANCE]
+    drain = request.app.get(DRAIN)
+    if drain is not None and drain.draining:
+        raise ApiError(
+            503, "The gateway is shutting down; try again.", code="shutting_down", error_type="server_error"
+        )
     secret_id: str | None = None
     if looks_like_client_secret(credential):
         principal = await authenticate_client_secret_value(request, credential)

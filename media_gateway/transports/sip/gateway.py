@@ -16,7 +16,7 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import web
 
-from media_gateway.app_keys import ENGINE, METRICS, REPOSITORIES, SESSIONS, SETTINGS
+from media_gateway.app_keys import DRAIN, ENGINE, METRICS, REPOSITORIES, SESSIONS, SETTINGS
 from media_gateway.observability.logging import get_logger
 from media_gateway.persistence.models import new_id
 from media_gateway.realtime.session import Principal, RealtimeSession
@@ -136,6 +136,11 @@ class SipGateway:
 
     def invite(self, request: SipMessage, source: Address) -> None:
         dialog = SipDialog(request, source, self.server.send, contact=self.contact, user_agent=USER_AGENT)
+        drain = self.app.get(DRAIN)
+        if drain is not None and drain.draining:
+            dialog.respond(503)
+            self.metrics.calls.labels(transport="sip", outcome="refused").inc()
+            return
         if len(self._by_id) >= self.settings.sip_max_calls:
             dialog.respond(486)
             self.metrics.calls.labels(transport="sip", outcome="refused").inc()
