@@ -120,7 +120,7 @@ def _serve(settings: Settings) -> int:
     from media_gateway.app import build_app  # the app pulls in aiohttp routes; keep `keys` start-up fast
 
     asyncio.run(_check_migrated(settings))
-    return _run(build_app(settings), settings, "gateway", settings.port)
+    return _run(build_app(settings, drain_on_sigterm=True), settings, "gateway", settings.port)
 
 
 def _worker(settings: Settings) -> int:
