@@ -22,11 +22,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from media_gateway.observability.logging import get_logger
 from media_gateway.realtime import server_events as ev
 from media_gateway.realtime.conversation import Conversation, Item, public_item
 from media_gateway.realtime.errors import RealtimeError
 from media_gateway.realtime.ids import item_id as new_item_id
 from media_gateway.realtime.playout import AudioSink, DeltaPlayout, ResponsePlayout, SinkPlayout
+
+log = get_logger(__name__)
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 FinishStatus = Literal["completed", "cancelled", "failed", "incomplete"]
@@ -279,8 +282,18 @@ class Response:
             # interrupted one holds only what reached the listener.
             self.item["_audio_ms"] = self._playout.queued_ms if completed else self._playout.delivered_ms
         if self.options.in_conversation:
-            await self._context.conversation.save(self.item)
-            await self._emit(ev.item_done(public_item(self.item), self._previous_item_id))
+            try:
+                await self._context.conversation.save(self.item)
+            except Exception:
+                # The store failed (a database error): the client still gets the closing events, with the
+                # response failed and saying why, instead of waiting for a response.done that never comes.
+                log.exception("response.store_failed", response_id=self.id)
+                status, completed = "failed", False
+                self.item["status"] = "incomplete"
+                reason = None
+                error = _error("item_store_failed", "The response could not be stored in the conversation.")
+            else:
+                await self._emit(ev.item_done(public_item(self.item), self._previous_item_id))
         await self._emit(ev.output_item_done(self.id, 0, public_item(self.item)))
         details = None if completed else {"type": status, "reason": reason, "error": error}
         usage = ev.usage(

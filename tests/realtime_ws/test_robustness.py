@@ -156,3 +156,42 @@ async def test_an_item_id_longer_than_storage_allows_is_an_error_event(
         item["id"] = "i" * 64
         await client.send({"type": "conversation.item.create", "item": item})
         assert (await client.wait_for("conversation.item.done"))["item"]["id"] == "i" * 64
+
+
+async def test_a_response_whose_item_cannot_be_stored_still_ends_with_response_done(
+    gateway_factory: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the reply's item (here: `database is locked`, as a saturated SQLite said under
+    load): the client gets `response.done` failed with `item_store_failed`, not a response that never
+    ends; the session goes on."""
+    from media_gateway.realtime.conversation import Conversation
+
+    gateway = await gateway_factory()
+    key = await gateway.create_api_key()
+    async with connect(gateway.base_url, key) as client:
+        await client.wait_for("session.created")
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hello"}],
+                },
+            }
+        )
+        await client.wait_for("conversation.item.done")
+        original = Conversation.save
+
+        async def locked(self: Conversation, item: dict[str, object]) -> None:
+            raise RuntimeError("database is locked")
+
+        monkeypatch.setattr(Conversation, "save", locked)
+        await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+        done = await client.wait_for("response.done", timeout=30)
+        assert done["response"]["status"] == "failed"
+        assert done["response"]["status_details"]["error"]["code"] == "item_store_failed"
+        monkeypatch.setattr(Conversation, "save", original)
+        await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+        again = await client.wait_for("response.done", timeout=30)
+        assert again["response"]["status"] == "completed"

@@ -267,3 +267,17 @@ async def test_a_caller_that_vanishes_is_hung_up(
         assert record is not None
         assert record.status == "failed"
     await line.client.close()
+
+
+async def test_a_database_failure_answers_the_invite_500_instead_of_ringing_forever(
+    line: Line, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from media_gateway.persistence.repositories.calls import CallRepository
+
+    async def locked(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(CallRepository, "create", locked)
+    probe.send(request("INVITE", probe, body=offer(probe.port)), line.sip_port)
+    assert (await probe.final()).status == 500
+    await until(lambda: len(line.gateway.app[SIP]._by_id) == 0, 5)

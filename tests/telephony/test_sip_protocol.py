@@ -148,6 +148,16 @@ def test_stats_count_gaps_late_packets_and_jitter() -> None:
     assert 0 < stats.jitter_ms < 5
 
 
+def test_telephone_events_between_audio_packets_are_not_counted_lost() -> None:
+    stats = rtp.RtpStats(8000)
+    for sequence, payload_type in enumerate([0, 0, 101, 101, 101, 101, 0, 0]):
+        timing = payload_type == 0
+        packet = rtp.RtpPacket(payload_type, sequence, 160 * sequence if timing else 320, 7, b"")
+        stats.accept(packet, sequence * 0.02, timing=timing)
+    stats.accept(rtp.RtpPacket(101, 5, 320, 7, b""), 0.2, timing=False)  # an end packet repeated
+    assert (stats.lost, stats.late) == (0, 0)
+
+
 def test_a_digit_counts_once_per_event() -> None:
     receiver = rtp.DtmfReceiver()
     digits = []

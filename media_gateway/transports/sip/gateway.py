@@ -219,6 +219,15 @@ class SipGateway:
     # --- announcing a call ------------------------------------------------------------------------------
 
     async def _incoming(self, call: SipCall) -> None:
+        """Announce the call; any failure (a database error, say) answers it 500 rather than leaving the
+        caller ringing until it gives up."""
+        try:
+            await self._announce(call)
+        except Exception:
+            log.exception("sip.incoming_failed", call_id=call.id)
+            call.reject(500, outcome="failed")
+
+    async def _announce(self, call: SipCall) -> None:
         await self.app[REPOSITORIES].calls.create(None, self._call_meta(call), status="new", id=call.id)
         if call.state == "ended":  # cancelled while its row was being written
             await self.app[REPOSITORIES].calls.set_status(call.id, call.outcome or "cancelled")

@@ -224,6 +224,7 @@ class CallMedia:
         self.packets_in += 1
         self.last_packet_at = time.monotonic()
         if packet.payload_type == self.negotiated.dtmf_payload_type:
+            self.stats.accept(packet, self.last_packet_at, timing=False)
             digit = self._dtmf.push(packet)
             if digit is not None:
                 self._digits.append(digit)

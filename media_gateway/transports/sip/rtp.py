@@ -74,21 +74,26 @@ class RtpStats:
         self._highest = 0
         self._transit: float | None = None
 
-    def accept(self, packet: RtpPacket, arrival: float) -> bool:
+    def accept(self, packet: RtpPacket, arrival: float, *, timing: bool = True) -> bool:
         """Count `packet` (arrived at `arrival`, seconds); False when it is late (older than one already
-        received): the caller drops it instead of playing audio out of order."""
+        received): the caller drops it instead of playing audio out of order. `timing=False` for RFC 4733
+        events: they share the stream's sequence numbers (so a gap is not counted as loss) but keep their
+        event's start timestamp and repeat packets, so they neither move the jitter nor count as late."""
         self.received += 1
         if packet.ssrc != self._ssrc:
             self._ssrc, self._highest, self._transit = packet.ssrc, packet.sequence, None
         else:
             delta = (packet.sequence - self._highest) & 0xFFFF
             if delta == 0 or delta >= 0x8000:  # a duplicate, or behind the highest sequence seen
-                self.late += 1
+                if timing:
+                    self.late += 1
                 if delta and self.lost > 0:
                     self.lost -= 1  # counted as lost when the gap opened; it came, but too late
                 return False
             self.lost += delta - 1
             self._highest = packet.sequence
+        if not timing:
+            return True
         transit = arrival * self.clock_rate - packet.timestamp
         if self._transit is not None:
             self.jitter += (abs(transit - self._transit) - self.jitter) / 16
