@@ -132,6 +132,33 @@ def test_webrtc_media_smoke() -> None:
     )
 
 
+def test_sip_calls_smoke() -> None:
+    output = run_bench(str(Path("bench") / "sip_calls.py"), "--smoke")
+    # A SIP row: CPU, packets back per call, lost/late, inbound delivery, the load generator's own CPU.
+    sip_row = (
+        rf"{{who}} +N= +{{n}}  CPU {NUMBER} s/call-s \(core +{NUMBER} %\)  out +{NUMBER}/s per call "
+        rf"\(min +{NUMBER}\)  lost \d+ late \d+ .* in +{NUMBER} %  load gen +{NUMBER} % "
+    )
+    assert_lines(
+        output,
+        [
+            r"host: \d+ cores; gateway child pinned to core 0, load generator \(this process\) to core 1",
+            rf"child with no call: CPU {NUMBER} % of its core",
+            *(sip_row.format(who=who, n=n) for n in (1, 2) for who in ("bare RTP", "gateway ")),
+            r"largest N that held real time \(SIP, PCMU\): ",
+            r"INVITEs made again: \d+",
+            r"ratios gateway / bare RTP \(CPU per call-second\):",
+            rf"  N=  2: CPU x{NUMBER}; ≈ \S+ gateway calls per core vs \S+ bare; reply audio in \d+ % ",
+            rf"bare aiortc +N= +2  CPU {NUMBER} ",
+            rf"gateway +N= +2  CPU {NUMBER} ",
+            r"largest N that held real time \(WebRTC, of those tried\): ",
+            r"  SIP PCMU calls held in real time: ",
+            r"  WebRTC calls held in real time: ",
+            rf"  N=  2: CPU per call-second SIP {NUMBER} s, WebRTC {NUMBER} s",
+        ],
+    )
+
+
 # --- the capacity sweep's choice of N, without a server -------------------------------------------------
 
 
