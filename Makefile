@@ -44,6 +44,7 @@ test: system-packages $(STAMP) lint typecheck
 	bash scripts/install-opa.sh > /dev/null
 	bash scripts/install-kafka.sh > /dev/null
 	bash scripts/install-ovos.sh > /dev/null
+	bash scripts/install-node-clients.sh > /dev/null
 	$(BIN)/pytest
 
 clean:

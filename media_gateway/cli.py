@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,8 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     from media_gateway.app import build_app  # the app pulls in aiohttp routes; keep `keys` start-up fast
 
+    tls = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        from media_gateway.tls import ReloadableTls, TlsFileError
+
+        try:
+            tls = ReloadableTls(settings.tls_cert_file, settings.tls_key_file)
+        except TlsFileError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_USAGE
     asyncio.run(_check_migrated(settings))
-    return _run(build_app(settings, drain_on_sigterm=True), settings, "gateway", settings.port)
+    app = build_app(settings, drain_on_sigterm=True)
+    if tls is None:
+        return _run(app, settings, "gateway", settings.port)
+    app.cleanup_ctx.append(tls.sighup_context)  # SIGHUP re-reads the certificate and key
+    return _run(app, settings, "gateway", settings.port, tls.context)
 
 
 def _worker(settings: Settings) -> int:
@@ -132,13 +146,18 @@ def _worker(settings: Settings) -> int:
     return _run(build_worker_app(settings), settings, "worker", settings.worker_port)
 
 
-def _run(app: web.Application, settings: Settings, name: str, port: int) -> int:
-    """Serve `app` until SIGTERM/SIGINT, logging `<name>.starting`, `.listening` and `.stopped`."""
-    log.info(f"{name}.starting", host=settings.host, port=port, version=__version__)
+def _run(
+    app: web.Application, settings: Settings, name: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> int:
+    """Serve `app` (https:// and wss:// with `ssl_context`) until SIGTERM/SIGINT, logging `<name>.starting`,
+    `.listening` and `.stopped`."""
+    scheme = "http" if ssl_context is None else "https"
+    log.info(f"{name}.starting", host=settings.host, port=port, scheme=scheme, version=__version__)
     web.run_app(
         app,
         host=settings.host,
         port=port,
+        ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         access_log=None,  # observe_middleware (the gateway's) writes one structured line per request
         print=lambda message: log.info(f"{name}.listening", detail=message.strip()),
