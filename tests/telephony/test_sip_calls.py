@@ -87,7 +87,7 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
     audio_packets = [p for p in packets if p.payload_type == 0]
     heard_audio = np.frombuffer(rtp_audio(audio_packets), dtype=np.int16).astype(np.float64)
     expected_pcm = FliteSynthesizer("slt").synthesize(reply)
-    assert_contains_speech(heard_audio, expected_pcm)
+    similarity = assert_contains_speech(heard_audio, expected_pcm)
     markers = sum(1 for p in audio_packets if p.marker)
     assert 1 <= markers <= 3  # one per talk spurt, not one per packet
     assert dtmf_digits(packets) == ""  # the gateway sends no digits back
@@ -112,18 +112,20 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
     assert figures["gateway_sip_rtp_jitter_seconds_count"] == 1
     assert figures["gateway_sip_rtp_lost_packets_total"] == 0
     print(
-        f"\nsip: reply {reply!r}: {len(audio_packets)} RTP packets back, {markers} marked; jitter "
+        f"\nsip: reply {reply!r}: {len(audio_packets)} RTP packets back, {markers} marked, correlation "
+        f"{similarity:.3f} with the reply spoken; jitter "
         f"{figures['gateway_sip_rtp_jitter_seconds_sum'] * 1000:.2f} ms"
     )
 
 
-def assert_contains_speech(heard: np.ndarray[Any, np.dtype[np.float64]], expected_pcm: bytes) -> None:
+def assert_contains_speech(heard: np.ndarray[Any, np.dtype[np.float64]], expected_pcm: bytes) -> float:
     """The line carried the expected speech: as loud and as long, and the same waveform (at 8 kHz)."""
     expected_8k = resample(expected_pcm, 16_000, 8_000) if len(expected_pcm) else b""
     voiced = heard[np.abs(heard) > 200]
     assert len(voiced) > 0.2 * len(expected_8k) / 2
     score, _ = correlation(expected_8k, heard.astype(np.int16).tobytes())
     assert score > 0.8, score
+    return score
 
 
 Decide = Callable[[Line, str], Awaitable[None]]
