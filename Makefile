@@ -42,6 +42,8 @@ pytest: $(STAMP)
 
 test: system-packages $(STAMP) lint typecheck
 	bash scripts/install-opa.sh > /dev/null
+	bash scripts/install-compose-check.sh > /dev/null
+	bash scripts/install-promtool.sh > /dev/null
 	bash scripts/install-kafka.sh > /dev/null
 	bash scripts/install-ovos.sh > /dev/null
 	bash scripts/install-node-clients.sh > /dev/null
