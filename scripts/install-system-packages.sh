@@ -2,7 +2,9 @@
 # Install the Debian packages the test suite runs for real: the PostgreSQL server (initdb, pg_ctl), flite (the
 # default speech synthesizer), espeak-ng (speaks the test utterances), Chromium for the browser tests, a Java 17
 # runtime for the Kafka broker of the tests, and the SIP peers of the telephony tests: sipp (sip-tester), the
-# baresip softphone, tcpdump and tshark (capture and read the RTP a call sends).
+# baresip softphone, tcpdump and tshark (capture and read the RTP a call sends); coturn, the TURN server the
+# WebRTC relay tests start on loopback (`turnserver -n` with everything on its command line: the package's
+# own service stays disabled, /etc/default/coturn).
 # Playwright drives Debian's Chromium with executable_path=/usr/bin/chromium: never run `playwright install`,
 # which downloads a browser build.
 # Idempotent and quiet when everything is present; needs root (or sudo) only when something is missing.
@@ -33,6 +35,9 @@ if [[ ! -x /usr/bin/tcpdump && ! -x /usr/sbin/tcpdump ]]; then
 fi
 if [[ ! -x /usr/bin/tshark ]]; then
     missing+=(tshark)
+fi
+if [[ ! -x /usr/bin/turnserver ]]; then
+    missing+=(coturn)
 fi
 
 if ! command -v java > /dev/null; then
