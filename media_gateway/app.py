@@ -94,6 +94,7 @@ def build_app(
     app[METRICS] = metrics or Metrics.create()
     app[LIVE_CONNECTIONS] = LiveConnections()
     app[SESSIONS] = LiveSessions()
+    app[METRICS].realtime.sessions.set_function(lambda: len(app[SESSIONS]))
     app[CALLS] = LiveCalls(app[METRICS].webrtc)
     app[DRAIN] = Drain()
     if drain_on_sigterm:
@@ -285,6 +286,7 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
             max_session_seconds=settings.session_max_seconds,
         ),
         timezone=gateway_zone(settings.timezone),
+        count_error=lambda code: app[METRICS].realtime.errors.labels(code=code).inc(),
     )
     log.info("engine.started")
     try:

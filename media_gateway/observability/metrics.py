@@ -160,6 +160,23 @@ class OvosMetrics:
         self.turns_refused.inc()
 
 
+class RealtimeMetrics:
+    """Realtime sessions of this process, whatever their transport."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sessions = Gauge(
+            "gateway_realtime_sessions",
+            "Realtime sessions live in this process (WebSocket, WebRTC, phone calls).",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "gateway_realtime_errors_total",
+            "`error` events sent to realtime clients, by error code.",
+            ("code",),
+            registry=registry,
+        )
+
+
 class TelephonyMetrics:
     """Phone calls: media-stream WebSockets (Twilio's shape) and SIP."""
 
@@ -236,6 +253,7 @@ class Metrics:
     bus: BusMetrics
     ovos: OvosMetrics
     telephony: TelephonyMetrics
+    realtime: RealtimeMetrics
 
     @classmethod
     def create(cls) -> Metrics:
@@ -299,6 +317,7 @@ class Metrics:
             bus=BusMetrics(registry),
             ovos=OvosMetrics(registry),
             telephony=TelephonyMetrics(registry),
+            realtime=RealtimeMetrics(registry),
         )
 
     def render(self) -> tuple[bytes, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,6 +74,7 @@ class EngineServices:
     vad_model: VadModel
     limits: EngineLimits
     timezone: str | None = None  # the IANA zone answers about the time use, when the session names none
+    count_error: Callable[[str], None] = lambda _code: None  # every `error` event sent, by code (metrics)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class RealtimeSession:
     # --- output -----------------------------------------------------------------------------------
 
     async def emit(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "error":
+            self.services.count_error(str((event.get("error") or {}).get("code") or "unknown"))
         if not self.closed:
             for output in list(self.outputs):
                 await output.send_event(event)

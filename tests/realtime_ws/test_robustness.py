@@ -195,3 +195,26 @@ async def test_a_response_whose_item_cannot_be_stored_still_ends_with_response_d
         await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
         again = await client.wait_for("response.done", timeout=30)
         assert again["response"]["status"] == "completed"
+
+
+async def test_live_sessions_and_error_events_are_counted(gateway_factory: GatewayFactory) -> None:
+    gateway = await gateway_factory()
+    key = await gateway.create_api_key()
+
+    async def metric(line: str) -> float:
+        text = await (await gateway.client.get("/metrics")).text()
+        values = [float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line + " ")]
+        return values[0] if values else 0.0
+
+    async with connect(gateway.base_url, key) as client:
+        await client.wait_for("session.created")
+        assert await metric("gateway_realtime_sessions") == 1
+        await client.send({"type": "no.such.event"})
+        error = await client.wait_for("error")
+        code = error["error"]["code"]
+        assert await metric(f'gateway_realtime_errors_total{{code="{code}"}}') == 1
+    for _ in range(100):
+        if await metric("gateway_realtime_sessions") == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await metric("gateway_realtime_sessions") == 0
