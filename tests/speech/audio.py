@@ -20,8 +20,14 @@ RATE = 16_000
 
 def spoken_clock(text: str) -> tuple[int, int] | None:
     """The hour (1-12) and minute of a spoken time as OVOS's date-time skill says it ("It is ten oh one",
-    "It's seven forty-five", "twelve o'clock", "quarter past eight", "ten to nine"), or None."""
-    values = {number_words(n): n for n in (*range(20), 20, 30, 40, 50)} | {"oh": 0, "quarter": 15, "half": 30}
+    "It's seven forty-five", "twelve o'clock", "quarter past eight", "ten to nine", "It's noon"), or None."""
+    values = {number_words(n): n for n in (*range(20), 20, 30, 40, 50)} | {
+        "oh": 0,
+        "quarter": 15,
+        "half": 30,
+        "noon": 12,  # OVOS says "It's noon" at 12:00 (a test at 03:00 UTC asking for Tokyo's time met it)
+        "midnight": 12,
+    }
     words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
     for relation in ("past", "to"):
         if relation in words:  # "<minutes> past/to <hour>"
