@@ -287,6 +287,7 @@ async def _engine_context(app: web.Application) -> AsyncIterator[None]:
         ),
         timezone=gateway_zone(settings.timezone),
         count_error=lambda code: app[METRICS].realtime.errors.labels(code=code).inc(),
+        observe_turn=app[METRICS].realtime.turn_seconds.observe,
     )
     log.info("engine.started")
     try:

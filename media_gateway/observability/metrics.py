@@ -175,6 +175,13 @@ class RealtimeMetrics:
             ("code",),
             registry=registry,
         )
+        self.turn_seconds = Histogram(
+            "gateway_turn_seconds",
+            "Spoken turns: the end of the user's speech (server VAD's speech_stopped) to the first audio of "
+            "the reply handed to the transport.",
+            buckets=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+            registry=registry,
+        )
 
 
 class TelephonyMetrics:

@@ -137,6 +137,7 @@ async def speech_started(session: RealtimeSession, audio_start_ms: int) -> None:
 
 async def speech_stopped(session: RealtimeSession, audio_end_ms: int) -> None:
     item_id = session.input_audio.speech_item_id or new_item_id()
+    session.speech_ended()
     await session.emit(ev.speech_stopped(item_id, audio_end_ms))
     await commit_audio(session, item_id)
     turn = session.input_audio.turn_detection

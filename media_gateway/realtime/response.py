@@ -88,6 +88,8 @@ class ResponseContext:
     # ... and say something of it (text, audio, `response.alive`) at least this often: a worker that died
     # mid-response is noticed in seconds, not at the end of the whole timeout.
     idle_timeout_seconds: float = 5.0
+    # Told when a response hands its first audio to the transport (the session measures its turn latency).
+    first_audio: Callable[[], None] = lambda: None
 
 
 class Response:
@@ -121,6 +123,7 @@ class Response:
         self._tasks: set[asyncio.Task[None]] = set()
         self.began = False
         self.finished = False
+        self._audio_started = False
         self.pipeline_finished = False
         self._last_heard = 0.0
         # Set once the listener has all the audio it will get (delivered, stopped or cleared).
@@ -171,6 +174,9 @@ class Response:
     async def audio(self, pcm: bytes, sample_rate: int) -> None:
         if self.finished or self._playout is None:
             return
+        if not self._audio_started:
+            self._audio_started = True
+            self._context.first_audio()
         if not self._playout.play(pcm, sample_rate):
             await self.fail("audio_overflow", "The reply's audio exceeded the playout buffer.")
 

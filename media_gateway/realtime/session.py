@@ -75,6 +75,8 @@ class EngineServices:
     limits: EngineLimits
     timezone: str | None = None  # the IANA zone answers about the time use, when the session names none
     count_error: Callable[[str], None] = lambda _code: None  # every `error` event sent, by code (metrics)
+    # End of the user's speech → the first audio of the reply, in seconds, per spoken turn (metrics).
+    observe_turn: Callable[[float], None] = lambda _seconds: None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class RealtimeSession:
                 sink=audio_sink,
                 timeout_seconds=services.limits.response_timeout_seconds,
                 idle_timeout_seconds=services.limits.pipeline_idle_timeout_seconds,
+                first_audio=self._reply_started,
             ),
             publish=self.publish,
             spawn=self.spawn,
@@ -134,6 +137,7 @@ class RealtimeSession:
         self._inbox = SessionInbox()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self._speech_stopped_at: float | None = None
 
     # --- configuration views ----------------------------------------------------------------------
 
@@ -248,6 +252,15 @@ class RealtimeSession:
             await output.close(code, reason)
 
     # --- output -----------------------------------------------------------------------------------
+
+    def speech_ended(self) -> None:
+        """The user stopped speaking (server VAD): the next reply's first audio ends a spoken turn."""
+        self._speech_stopped_at = time.monotonic()
+
+    def _reply_started(self) -> None:
+        if self._speech_stopped_at is not None:
+            self.services.observe_turn(time.monotonic() - self._speech_stopped_at)
+            self._speech_stopped_at = None
 
     async def emit(self, event: dict[str, Any]) -> None:
         if event.get("type") == "error":

@@ -103,7 +103,7 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
     metrics = await (await line.gateway.client.get("/metrics")).text()
     figures = {
         name: float(value)
-        for name, value in re.findall(r"^(gateway_(?:telephony|sip)_\S+) (\S+)$", metrics, re.MULTILINE)
+        for name, value in re.findall(r"^(gateway_(?:telephony|sip|turn)_\S+) (\S+)$", metrics, re.MULTILINE)
     }
     assert figures['gateway_telephony_calls_total{outcome="ended",transport="sip"}'] == 1
     assert figures['gateway_telephony_dtmf_total{transport="sip"}'] == 5
@@ -111,10 +111,13 @@ async def test_a_sipp_call_is_announced_accepted_answered_and_hears_its_digits(
     assert figures['gateway_sip_rtp_packets_total{direction="out"}'] >= len(audio_packets)
     assert figures["gateway_sip_rtp_jitter_seconds_count"] == 1
     assert figures["gateway_sip_rtp_lost_packets_total"] == 0
+    assert figures["gateway_turn_seconds_count"] == 1  # the spoken question: end of speech → first audio
+    assert 0 < figures["gateway_turn_seconds_sum"] < 10
     print(
         f"\nsip: reply {reply!r}: {len(audio_packets)} RTP packets back, {markers} marked, correlation "
         f"{similarity:.3f} with the reply spoken; jitter "
-        f"{figures['gateway_sip_rtp_jitter_seconds_sum'] * 1000:.2f} ms"
+        f"{figures['gateway_sip_rtp_jitter_seconds_sum'] * 1000:.2f} ms; end of speech → first audio "
+        f"{figures['gateway_turn_seconds_sum'] * 1000:.0f} ms"
     )
 
 
