@@ -20,14 +20,13 @@ import asyncio
 import contextlib
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import numpy as np
 from av.audio.frame import AudioFrame
 
-from bench._webrtc_tracks import voiced
+from bench._responder import voiced_responder
 from media_gateway.codecs import InputAudioDecoder
 from media_gateway.codecs.resample import G711Encoder
 from media_gateway.transports.sip import message as sip
@@ -56,7 +55,6 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
     from media_gateway.observability.logging import configure_logging
     from media_gateway.persistence.database import Database
     from media_gateway.persistence.migrate import upgrade_to_head
-    from media_gateway.pipeline.messages import INPUT_TOPIC, REPLY_TO_HEADER, audio_headers, event_payload
     from media_gateway.settings import load_settings
     from media_gateway.transports.sip.calls import SipCall
     from media_gateway.transports.sip.gateway import SessionOutput, SipGateway
@@ -152,40 +150,6 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
             name="bench-dispatch", scopes=["admin"], key_hash=hash_credential(key), prefix=display_prefix(key)
         )
         await bare.start()
-        bus = app_[BUS]
-        subscription = await bus.subscribe(INPUT_TOPIC)
-        streams: dict[str, asyncio.Task[None]] = {}
-        chunk = voiced(response_seconds)
-
-        async def stream(reply_to: str, session_id: str, response_id: str) -> None:
-            start = time.perf_counter()
-            for seq, offset in enumerate(range(0, len(chunk), 640)):
-                delay = start + seq * 0.02 - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                headers = audio_headers(16_000, response_id=response_id, seq=str(seq))
-                await bus.publish(reply_to, session_id, chunk[offset : offset + 640], headers)
-            payload, headers = event_payload("response.done", response_id=response_id, status="completed")
-            await bus.publish(reply_to, session_id, payload, headers)
-
-        async def respond() -> None:
-            async for message in subscription:
-                if message.headers.get("kind") != "event":
-                    continue
-                event = json.loads(message.payload)
-                reply_to = message.headers[REPLY_TO_HEADER]
-                if event["type"] == "response.create":
-                    task = asyncio.create_task(stream(reply_to, message.key, event["response_id"]))
-                    streams[message.key] = task
-                elif event["type"] in ("response.cancel", "session.close"):
-                    running = streams.pop(message.key, None)
-                    if running is not None:
-                        running.cancel()
-                    if event["type"] == "response.cancel":
-                        payload, headers = event_payload(
-                            "response.done", response_id=event["response_id"], status="cancelled"
-                        )
-                        await bus.publish(reply_to, message.key, payload, headers)
 
         async def watch_loop() -> None:
             loop = asyncio.get_running_loop()
@@ -194,13 +158,10 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
                 await asyncio.sleep(0.02)
                 lags.append(loop.time() - due)
 
-        responder = asyncio.create_task(respond())
         watcher = asyncio.create_task(watch_loop())
-        yield
+        async with voiced_responder(app_[BUS], response_seconds):
+            yield
         watcher.cancel()
-        responder.cancel()
-        for task in streams.values():
-            task.cancel()
         bare.close()
 
     app.cleanup_ctx.append(context)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import io
-import json
 import os
 import pstats
 import time
@@ -17,7 +16,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.audio.frame import AudioFrame
 
-from bench._webrtc_tracks import ToneTrack, voiced
+from bench._responder import voiced_responder
+from bench._webrtc_tracks import ToneTrack
 from media_gateway.codecs.frames import FrameResampler
 
 
@@ -31,7 +31,6 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
     from media_gateway.observability.logging import configure_logging
     from media_gateway.persistence.database import Database
     from media_gateway.persistence.migrate import upgrade_to_head
-    from media_gateway.pipeline.messages import INPUT_TOPIC, REPLY_TO_HEADER, audio_headers, event_payload
     from media_gateway.settings import load_settings
     from media_gateway.transports.webrtc import patches
     from media_gateway.transports.webrtc.peer import WebRtcCall
@@ -179,46 +178,8 @@ def serve(port: int, database_url: str, response_seconds: float) -> None:
         return web.json_response(snapshot)
 
     async def responder(app_: web.Application) -> Any:
-        bus = app_[BUS]
-        subscription = await bus.subscribe(INPUT_TOPIC)
-        streams: dict[str, asyncio.Task[None]] = {}
-        chunk = voiced(response_seconds)
-
-        async def stream(reply_to: str, session_id: str, response_id: str) -> None:
-            start = time.perf_counter()
-            for seq, offset in enumerate(range(0, len(chunk), 640)):
-                delay = start + seq * 0.02 - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                headers = audio_headers(16_000, response_id=response_id, seq=str(seq))
-                await bus.publish(reply_to, session_id, chunk[offset : offset + 640], headers)
-            payload, headers = event_payload("response.done", response_id=response_id, status="completed")
-            await bus.publish(reply_to, session_id, payload, headers)
-
-        async def run() -> None:
-            async for message in subscription:
-                if message.headers.get("kind") != "event":
-                    continue
-                event = json.loads(message.payload)
-                reply_to = message.headers[REPLY_TO_HEADER]
-                if event["type"] == "response.create":
-                    task = asyncio.create_task(stream(reply_to, message.key, event["response_id"]))
-                    streams[message.key] = task
-                elif event["type"] in ("response.cancel", "session.close"):
-                    running = streams.pop(message.key, None)
-                    if running is not None:
-                        running.cancel()
-                    if event["type"] == "response.cancel":
-                        payload, headers = event_payload(
-                            "response.done", response_id=event["response_id"], status="cancelled"
-                        )
-                        await bus.publish(reply_to, message.key, payload, headers)
-
-        runner = asyncio.create_task(run())
-        yield
-        runner.cancel()
-        for task in streams.values():
-            task.cancel()
+        async with voiced_responder(app_[BUS], response_seconds):
+            yield
 
     app.cleanup_ctx.append(responder)
     app.router.add_post("/bench/bare", bare_offer)
