@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -69,7 +70,8 @@ async def create_key(env: dict[str, str], cwd: Path, name: str) -> tuple[str, st
 
 @dataclass
 class GatewayProcess:
-    """`media-gateway serve` on 127.0.0.1:`port`, logging to `log_path`."""
+    """`media-gateway serve` on 127.0.0.1:`port`, logging to `log_path`; over TLS (https://) when `trust`
+    (a client context trusting the server's CA) is given."""
 
     env: dict[str, str]
     cwd: Path
@@ -80,10 +82,11 @@ class GatewayProcess:
     port_setting: str = "MEDIA_GATEWAY_PORT"
     wait_path: str = "/health"  # started once this answers 200
     program: list[str] = field(default_factory=lambda: list(COMMAND))
+    trust: ssl.SSLContext | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.trust is not None else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self, startup_seconds: float = 60) -> float:
         """Start and wait until `wait_path` answers 200; returns the monotonic time it first did."""
@@ -95,7 +98,8 @@ class GatewayProcess:
                 *self.program, self.command, env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + startup_seconds
-        async with aiohttp.ClientSession() as http:
+        connector = aiohttp.TCPConnector(ssl=self.trust) if self.trust is not None else None
+        async with aiohttp.ClientSession(connector=connector) as http:
             while True:
                 try:
                     health = f"{self.base_url}{self.wait_path}"

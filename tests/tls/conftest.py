@@ -9,13 +9,11 @@ import json
 import os
 import ssl
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from media_gateway.credentials import display_prefix, generate_api_key, hash_credential
@@ -31,44 +29,8 @@ INSTALL_NODE_CLIENTS = REPO_ROOT / "scripts" / "install-node-clients.sh"
 
 
 @dataclass
-class TlsGatewayProcess(GatewayProcess):
-    """`media-gateway serve` over TLS: started once https://127.0.0.1:port/health answers 200 through a
-    client that trusts only `trust`."""
-
-    trust: ssl.SSLContext | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    async def start(self, startup_seconds: float = 120) -> float:
-        assert self.trust is not None
-        env = {**self.env, "MEDIA_GATEWAY_HOST": "127.0.0.1", self.port_setting: str(self.port)}
-        if self.log_path is None:
-            self.log_path = self.cwd / f"{self.command}-{self.port}.log"
-        with self.log_path.open("ab") as log_file:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.program, self.command, env=env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + startup_seconds
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.trust)) as http:
-            while True:
-                try:
-                    health = f"{self.base_url}{self.wait_path}"
-                    async with http.get(health, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                        if response.status == 200:
-                            return time.monotonic()
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                if self.process.returncode is not None or time.monotonic() > deadline:
-                    await self.kill()
-                    pytest.fail(f"{self.command} did not start over TLS:\n{self.log()}")
-                await asyncio.sleep(0.05)
-
-
-@dataclass
 class TlsGateway:
-    process: TlsGatewayProcess
+    process: GatewayProcess
     key: str
     authority: CertificateAuthority
     server: ServerCertificate
@@ -114,8 +76,8 @@ async def start_tls_gateway(directory: Path) -> TlsGateway:
         await database.dispose()
     env = gateway_env(database_url, tls_cert_file=str(server.cert_file), tls_key_file=str(server.key_file))
     trust = trusting(authority)
-    process = TlsGatewayProcess(env, directory, trust=trust)
-    await process.start()
+    process = GatewayProcess(env, directory, trust=trust)  # over https://: trusting only the test CA
+    await process.start(startup_seconds=120)
     return TlsGateway(process, key, authority, server, trust)
 
 
